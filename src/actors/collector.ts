@@ -1,0 +1,116 @@
+import { collectPage } from '../collect/collect-page.ts';
+import { deadLetterWork, finishJob, retryOrDeadLetter } from '../collect/settle.ts';
+import type { CollectorMessage } from '../messages/collector-messages.ts';
+import type { ThrottleMessage } from '../messages/throttle-messages.ts';
+import { spawnActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
+import type { CollectorPoolRef, CollectorRef, RouterRef } from './refs.ts';
+import type { NodeServices } from './services.ts';
+
+export interface CollectorDeps {
+  services: NodeServices;
+  pool: CollectorPoolRef;
+  router: RouterRef;
+  /** Whether the throttle actor a reply goes to still runs (messages to stopped actors vanish). */
+  isLive: (ref: unknown) => boolean;
+  /** Counts crashes per job, to tell a poison job from bad luck. */
+  poison: Map<string, number>;
+}
+
+/** Crashing the collector this often with one job makes it a poison job: DLQ, not another try. */
+export const POISON_CRASHES = 3;
+
+/**
+ * Runs one call at a time: fetch one page, store it, then tell the key's throttle what happened
+ * (next page, throttled, or the job left) and tell the pool it is free. Holds no state.
+ */
+export function spawnCollector(parent: ParentRef, name: string, deps: CollectorDeps): CollectorRef {
+  const { services } = deps;
+
+  const receive = async (
+    _state: undefined,
+    message: CollectorMessage,
+    ctx: ActorContext<CollectorMessage>,
+  ) => {
+    const { work, replyTo } = message;
+    // A reply whose throttle stopped meanwhile goes through the router, which finds the key's new actor.
+    const reply = (next: ThrottleMessage): void => {
+      if (deps.isLive(replyTo)) tell(replyTo, next);
+      else if (next.type === 'next-page' || next.type === 'throttled')
+        tell(deps.router, { type: 'reroute', works: [next.work] });
+    };
+    try {
+      const outcome = await collectPage(work, services);
+      switch (outcome.kind) {
+        case 'next-page':
+          reply({ type: 'next-page', work });
+          break;
+        case 'throttled':
+          work.throttled++;
+          reply({
+            type: 'throttled',
+            work,
+            scope: outcome.scope,
+            until: outcome.until,
+            reason: outcome.reason,
+          });
+          break;
+        case 'finished':
+          await finishJob(work, services);
+          reply({ type: 'call-ended' });
+          break;
+        case 'retry':
+          await retryOrDeadLetter(work, outcome.reason, services, outcome.notBefore);
+          reply({ type: 'call-ended' });
+          break;
+        case 'reject':
+          await deadLetterWork(work, 'rejected', outcome.reason, services);
+          reply({ type: 'call-ended' });
+          break;
+      }
+    } finally {
+      tell(deps.pool, { type: 'collector-free', collector: ctx.self });
+    }
+    return undefined;
+  };
+
+  let self: CollectorRef | undefined;
+  self = spawnActor<undefined, CollectorMessage>(parent, {
+    name,
+    initialState: () => undefined,
+    receive,
+    supervision: {
+      restart: 'reset',
+      backoffBaseMs: 10,
+      backoffMaxMs: 2_000,
+      maxCrashes: 20,
+      windowMs: 60_000,
+      onCrash: ({ message, error }) => {
+        services.stats.actorRestarts++;
+        if (message === undefined) return;
+        const { work, replyTo } = message;
+        const crashes = (deps.poison.get(work.job.id) ?? 0) + 1;
+        deps.poison.set(work.job.id, crashes);
+        services.log.error({ err: error, job: work.job.id, key: work.key, crashes }, 'collector crashed');
+        const settle =
+          crashes >= POISON_CRASHES
+            ? deadLetterWork(
+                work,
+                'poison',
+                `crashed the collector ${crashes} times: ${error.message}`,
+                services,
+              ).then(() => deps.poison.delete(work.job.id))
+            : retryOrDeadLetter(work, `collector crashed: ${error.message}`, services);
+        settle
+          .catch((err: unknown) =>
+            services.log.error({ err, job: work.job.id }, 'settling a crashed job failed'),
+          )
+          .finally(() => {
+            if (deps.isLive(replyTo)) tell(replyTo, { type: 'call-ended' });
+          });
+        // The crashed message never reached its `finally`: free the slot here.
+        if (self !== undefined) tell(deps.pool, { type: 'collector-free', collector: self });
+      },
+    },
+  });
+  return self;
+}

@@ -1,0 +1,29 @@
+import type { Logger } from 'pino';
+import type { AttemptLog } from '../bus/attempt-log.ts';
+import type { EventPublisher } from '../bus/publisher.ts';
+import type { CredentialStore } from '../config/credentials.ts';
+import type { PrismConfig } from '../config/schema.ts';
+import type { HttpClient } from '../http/http-client.ts';
+import type { RateLedger } from '../limits/ledger.ts';
+import type { Scheduler } from '../runtime/scheduler.ts';
+import type { NodeStats } from '../runtime/node-stats.ts';
+import type { ObjectStorage } from '../storage/storage.ts';
+
+/** The I/O a node's actors use, each behind a small interface so it can be swapped. */
+export interface NodeServices {
+  config: PrismConfig;
+  nodeName: string;
+  log: Logger;
+  ledger: RateLedger;
+  scheduler: Scheduler;
+  http: HttpClient;
+  storage: ObjectStorage;
+  publisher: EventPublisher;
+  attempts: AttemptLog;
+  credentials: CredentialStore;
+  stats: NodeStats;
+  /** Wall-clock milliseconds with sub-millisecond precision (shared by all nodes' ledgers). */
+  now: () => number;
+}
+
+export const preciseNow = (): number => performance.timeOrigin + performance.now();

@@ -1,0 +1,214 @@
+import Denque from 'denque';
+import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
+import { spawnActor, stopActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
+import type { NodeServices } from './services.ts';
+import type { ThrottleMessage } from '../messages/throttle-messages.ts';
+import type { Work } from '../messages/work.ts';
+import type { KeyStatus } from '../runtime/node-stats.ts';
+
+/**
+ * One per key `<source>.<api>.<account>`: parks the key's jobs in its own deque and lets one go
+ * whenever the ledger has a slot in every limit that applies, up to the key's concurrency. It
+ * never holds the only copy of a job: each parked job is still unacked in JetStream.
+ */
+/** A pause longer than this hands the key's parked jobs back to JetStream until it ends. */
+const LONG_PAUSE_MS = 60_000;
+
+interface ThrottleState {
+  parked: Denque<Work>;
+  inFlight: number;
+  /** The earliest wake-up already asked of the scheduler. */
+  wakeAt: number;
+  idleSince: number;
+  /** Jobs received from the router (it compares before letting this actor stop). */
+  received: number;
+  /** The node drains: no new calls start; jobs go back to JetStream for other nodes. */
+  draining: boolean;
+  status: KeyStatus;
+}
+
+export interface ThrottleDeps {
+  key: string;
+  concurrency: number;
+  services: NodeServices;
+  pool: CollectorPoolRef;
+  router: RouterRef;
+  onStopped: (ref: ThrottleRef, leftovers: Work[]) => void;
+}
+
+export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDeps): ThrottleRef {
+  const { services, key } = deps;
+  const { stats, ledger, scheduler, config } = services;
+  let self: ThrottleRef | undefined;
+
+  const wakeAt = (state: ThrottleState, ctx: ActorContext<ThrottleMessage>, at: number): void => {
+    if (at >= state.wakeAt) return;
+    state.wakeAt = at;
+    scheduler.at(at, () => tell(ctx.self, { type: 'wake' }));
+  };
+
+  const pump = async (state: ThrottleState, ctx: ActorContext<ThrottleMessage>): Promise<void> => {
+    const { status } = state;
+    while (state.parked.length > 0 && state.inFlight < deps.concurrency) {
+      const head = state.parked.peekFront() as Work;
+      const now = services.now();
+      for (const pauseKey of head.pauseKeys) {
+        const pause = await ledger.pausedUntil(pauseKey, now);
+        if (pause !== undefined) {
+          status.pausedUntil = pause.until;
+          status.pauseReason = pause.reason;
+          if (pause.until - now > LONG_PAUSE_MS) {
+            // Paused for long (a daily quota spent): the jobs wait in JetStream, not in memory.
+            for (let work = state.parked.shift(); work !== undefined; work = state.parked.shift()) {
+              work.message.nak(pause.until - now + Math.random() * 1_000);
+              stats.jobsSpilled++;
+            }
+          }
+          wait(state, ctx, pause.until, `paused: ${pause.reason}`);
+          return;
+        }
+      }
+      status.pausedUntil = undefined;
+      status.pauseReason = undefined;
+      const slot = await ledger.reserve(head.checks, now);
+      if (!slot.granted) {
+        wait(state, ctx, slot.retryAt, slot.reason);
+        return;
+      }
+      state.parked.shift();
+      head.reservation = slot.id;
+      state.inFlight++;
+      tell(deps.pool, { type: 'call', work: head, replyTo: ctx.self });
+    }
+    status.waitUntil = undefined;
+    status.waitReason = state.parked.length > 0 ? `concurrency ${deps.concurrency}` : undefined;
+    syncCounts(state);
+    if (state.parked.length === 0 && state.inFlight === 0) {
+      state.idleSince = services.now();
+      wakeAt(state, ctx, state.idleSince + config.node.passivateAfter);
+    }
+  };
+
+  const wait = (
+    state: ThrottleState,
+    ctx: ActorContext<ThrottleMessage>,
+    until: number,
+    reason: string,
+  ): void => {
+    state.status.waitUntil = until;
+    state.status.waitReason = reason;
+    syncCounts(state);
+    wakeAt(state, ctx, until);
+  };
+
+  const syncCounts = (state: ThrottleState): void => {
+    state.status.parked = state.parked.length;
+    state.status.inFlight = state.inFlight;
+  };
+
+  const receive = async (
+    state: ThrottleState,
+    message: ThrottleMessage,
+    ctx: ActorContext<ThrottleMessage>,
+  ): Promise<ThrottleState> => {
+    switch (message.type) {
+      case 'enqueue': {
+        state.received++;
+        if (state.draining) {
+          message.work.message.nak(0);
+          return state;
+        }
+        if (state.parked.length >= config.node.maxParkedPerKey) {
+          // Bounded memory: the key holds enough; the job waits in JetStream until about when it could go.
+          const delay = Math.max(1_000, (state.status.waitUntil ?? services.now()) - services.now());
+          message.work.message.nak(delay);
+          stats.jobsSpilled++;
+          return state;
+        }
+        state.parked.push(message.work);
+        break;
+      }
+      case 'next-page':
+        state.inFlight--;
+        if (state.draining) message.work.message.nak(0);
+        else state.parked.unshift(message.work);
+        break;
+      case 'throttled':
+        state.inFlight--;
+        stats.throttleSignals++;
+        await ledger.pause(message.scope, message.until, message.reason);
+        if (state.draining) message.work.message.nak(0);
+        else state.parked.unshift(message.work);
+        break;
+      case 'call-ended':
+        state.inFlight--;
+        break;
+      case 'wake':
+        if (services.now() >= state.wakeAt) state.wakeAt = Number.POSITIVE_INFINITY;
+        if (
+          state.parked.length === 0 &&
+          state.inFlight === 0 &&
+          services.now() - state.idleSince >= config.node.passivateAfter
+        ) {
+          tell(deps.router, { type: 'throttle-idle', key, ref: ctx.self, received: state.received });
+          return state;
+        }
+        break;
+      case 'retire':
+        stopActor(ctx.self);
+        return state;
+      case 'release-parked':
+        state.draining = true;
+        for (let work = state.parked.shift(); work !== undefined; work = state.parked.shift())
+          work.message.nak(0);
+        syncCounts(state);
+        return state;
+    }
+    await pump(state, ctx);
+    return state;
+  };
+
+  const status: KeyStatus = {
+    key,
+    parked: 0,
+    inFlight: 0,
+    waitUntil: undefined,
+    waitReason: undefined,
+    pausedUntil: undefined,
+    pauseReason: undefined,
+  };
+  self = spawnActor<ThrottleState, ThrottleMessage>(parent, {
+    name,
+    initialState: () => ({
+      parked: new Denque<Work>(),
+      inFlight: 0,
+      wakeAt: Number.POSITIVE_INFINITY,
+      idleSince: services.now(),
+      received: 0,
+      draining: false,
+      status,
+    }),
+    receive,
+    supervision: {
+      // Resume keeps the parked jobs; only the message that crashed is lost, and it is handled below.
+      restart: 'resume',
+      backoffBaseMs: 10,
+      backoffMaxMs: 5_000,
+      maxCrashes: 10,
+      windowMs: 60_000,
+      onCrash: ({ message, error, crashes }) => {
+        stats.actorRestarts++;
+        services.log.error({ err: error, key, crashes, message: message?.type }, 'throttle actor crashed');
+        // A job in the dropped message goes back to JetStream (never dropped silently).
+        if (message !== undefined && 'work' in message) message.work.message.nak(1_000);
+      },
+    },
+    afterStop: (state) => {
+      stats.keys.delete(key);
+      deps.onStopped(self as ThrottleRef, state.parked.toArray());
+    },
+  });
+  stats.keys.set(key, status);
+  stats.throttlesSpawned++;
+  return self;
+}

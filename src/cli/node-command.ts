@@ -1,0 +1,42 @@
+import { productionConfig } from '../config/platforms.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { startNode } from '../system.ts';
+import { loadConfig, natsUrl, storageUrl, type CommonFlags } from './settings.ts';
+
+export interface NodeFlags extends CommonFlags {
+  name?: string;
+  concurrency?: number;
+}
+
+/** `prism node`: runs until SIGINT/SIGTERM, then drains and exits 0; a second signal exits at once. */
+export async function runNode(flags: NodeFlags): Promise<void> {
+  const config = loadConfig(flags, productionConfig);
+  const name = flags.name ?? process.env.PRISM_NODE_NAME ?? config.node.name;
+  const log = createLogger(name ?? `node-${process.pid}`);
+  const node = await startNode({
+    config,
+    natsUrl: natsUrl(flags),
+    storage: storageUrl(flags, config),
+    log,
+    ...(name !== undefined ? { name } : {}),
+    ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}),
+  });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    log.info({ signal }, 'signal received: draining');
+    node.drain().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,44 @@
+import { connectNats } from '../bus/nats-connection.ts';
+import type { NodeSnapshot } from '../runtime/snapshot.ts';
+import { STATUS_SUBJECT } from '../system.ts';
+import { natsUrl } from './settings.ts';
+
+/** `prism status`: asks every running node for its figures (each node answers the same request). */
+export async function runStatus(flags: { nats?: string; json?: boolean; wait?: number }): Promise<number> {
+  const nc = await connectNats({ url: natsUrl(flags), name: 'prism-status' });
+  const snapshots: NodeSnapshot[] = [];
+  try {
+    const replies = await nc.requestMany(STATUS_SUBJECT, '', { maxWait: flags.wait ?? 1_000 });
+    for await (const reply of replies) snapshots.push(reply.json<NodeSnapshot>());
+  } catch (error) {
+    if (!/no responders/i.test(String(error))) throw error;
+  }
+  await nc.close();
+  if (flags.json) {
+    console.log(JSON.stringify(snapshots, null, 2));
+    return 0;
+  }
+  if (snapshots.length === 0) {
+    console.log('no Prism node answered');
+    return 1;
+  }
+  for (const s of snapshots.sort((a, b) => a.node.localeCompare(b.node))) console.log(formatSnapshot(s));
+  return 0;
+}
+
+export function formatSnapshot(s: NodeSnapshot): string {
+  const lines = [
+    `node ${s.node}  up ${s.uptimeSeconds}s`,
+    `  jobs       received ${s.jobs.received}  done ${s.jobs.done}  dlq ${s.jobs.deadLettered}  retried ${s.jobs.retried}  spilled ${s.jobs.spilled}  held ${s.jobs.held}`,
+    `  throttles  alive ${s.throttles.alive}  passivated ${s.throttles.passivated}  parked ${s.throttles.parked}  paused keys ${s.throttles.pausedKeys}`,
+    `  collectors busy ${s.collectors.busy}/${s.collectors.total}  waiting calls ${s.collectors.callsWaiting}  requests in flight ${s.collectors.inFlightRequests}`,
+    `  calls      ${s.calls.total} (${s.calls.perSecond}/s)  failures ${s.calls.failures}  throttle signals ${s.calls.throttleSignals}  latency p50 ${s.calls.latencyMs.p50}ms p99 ${s.calls.latencyMs.p99}ms`,
+    `  storage    ${s.storage.pages} pages  ${s.storage.bytes} bytes  retries ${s.storage.retries}   restarts ${s.restarts}`,
+  ];
+  if (s.mostDelayed.length > 0) {
+    lines.push('  most delayed keys:');
+    for (const k of s.mostDelayed)
+      lines.push(`    ${k.key}  parked ${k.parked}  waits ${k.waitsMs}ms  (${k.reason})`);
+  }
+  return lines.join('\n');
+}

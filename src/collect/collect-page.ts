@@ -1,0 +1,150 @@
+import type { NodeServices } from '../actors/services.ts';
+import { HttpFailure, type HttpRequest, type HttpResponse } from '../http/http-client.ts';
+import { tryParseJson } from '../limits/json-path.ts';
+import { resolveTemplate } from '../limits/limit-keys.ts';
+import { nextPage, pageUrl } from '../limits/pagination.ts';
+import { classifyResponse } from '../limits/signals.ts';
+import type { Work } from '../messages/work.ts';
+import { checkUrlAllowed, redactUrl } from '../messages/url-policy.ts';
+import { pageObjectKey } from '../messages/object-key.ts';
+import { backoffDelay } from '../runtime/backoff.ts';
+
+/** What one call (one page) came to. */
+export type PageOutcome =
+  | { kind: 'next-page' }
+  | { kind: 'finished' }
+  | { kind: 'throttled'; scope: string; until: number; reason: string }
+  | { kind: 'retry'; reason: string; notBefore?: number }
+  | { kind: 'reject'; reason: string };
+
+/**
+ * Fetches the work's next page, stores it, and finds the page after it. Updates `work` in place
+ * (page index, request, objects). Throws only for bugs; every expected failure is an outcome.
+ */
+export async function collectPage(work: Work, services: NodeServices): Promise<PageOutcome> {
+  const { job } = work;
+  const source = services.config.sources[job.source];
+  const api = source?.apis[job.api];
+  if (source === undefined || api === undefined)
+    return { kind: 'reject', reason: `source ${job.source}/${job.api} left the config` };
+  const problem = checkUrlAllowed(work.request.url, source.allowHosts);
+  if (problem !== undefined) return { kind: 'reject', reason: `page ${work.page}: ${problem}` };
+
+  const request = buildRequest(work, services);
+  const started = services.now();
+  let response: HttpResponse;
+  try {
+    services.stats.calls++;
+    response = await services.http.send(request, {
+      timeoutMs: services.config.node.requestTimeout,
+      maxBodyBytes: services.config.node.maxBodyBytes,
+      onSend: (at) => {
+        // The slot counts from when the call really leaves, not from when it was granted.
+        if (work.reservation !== undefined && at - started > 1)
+          void services.ledger.markSent(work.reservation, work.checks, at);
+      },
+    });
+  } catch (error) {
+    services.stats.callFailures++;
+    if (error instanceof HttpFailure) {
+      if (error.kind === 'body-too-large' || error.kind === 'blocked-address')
+        return { kind: 'reject', reason: error.message };
+      return { kind: 'retry', reason: `${error.kind}: ${error.message}` };
+    }
+    throw error;
+  } finally {
+    services.stats.recordLatency(services.now() - started);
+  }
+  work.lastStatus = response.status;
+  let parsed: unknown;
+  let parsedDone = false;
+  const json = (): unknown => {
+    if (!parsedDone) {
+      parsed = tryParseJson(response.body);
+      parsedDone = true;
+    }
+    return parsed;
+  };
+  const outcome = classifyResponse(
+    {
+      status: response.status,
+      headers: response.headers,
+      get json() {
+        return json();
+      },
+      bodyText: () => response.body.subarray(0, 2048).toString('utf8'),
+    },
+    source.signals,
+    services.now(),
+  );
+  switch (outcome.kind) {
+    case 'throttled': {
+      const scope = resolveTemplate(outcome.scope, { ...job, node: services.nodeName }) ?? outcome.scope;
+      return { kind: 'throttled', scope, until: outcome.until, reason: outcome.reason };
+    }
+    case 'retry':
+      services.stats.callFailures++;
+      return outcome;
+    case 'reject':
+      services.stats.callFailures++;
+      return outcome;
+    case 'ok':
+      break;
+  }
+
+  const key = pageObjectKey(job, work.page);
+  const stored = await putWithRetry(key, response, services);
+  if (stored === undefined) return { kind: 'retry', reason: `storage unavailable for ${key}` };
+  work.objects.push(stored);
+  services.stats.pagesStored++;
+  services.stats.bytesStored += stored.bytes;
+
+  const next = nextPage(json(), work.request, api.paginate);
+  if ('error' in next) return { kind: 'reject', reason: `page ${work.page}: ${next.error}` };
+  if (next.done) return { kind: 'finished' };
+  if (work.page + 1 >= api.maxPages)
+    return { kind: 'reject', reason: `more than maxPages (${api.maxPages}) pages` };
+  const nextProblem = checkUrlAllowed(next.request.url, source.allowHosts);
+  if (nextProblem !== undefined)
+    return { kind: 'reject', reason: `next page ${redactUrl(next.request.url)}: ${nextProblem}` };
+  work.page++;
+  work.request = next.request;
+  return { kind: 'next-page' };
+}
+
+function buildRequest(work: Work, services: NodeServices): HttpRequest {
+  const { job } = work;
+  const url = new URL(pageUrl(work.request));
+  const headers: Record<string, string> = { accept: 'application/json', ...lower(job.request.headers) };
+  if (job.auth !== undefined) services.credentials.get(job.source, job.auth)?.apply(headers, url);
+  const request: HttpRequest = { method: job.request.method, url: url.toString(), headers };
+  if (job.request.method === 'POST' && job.request.body !== null && job.request.body !== undefined) {
+    request.body = JSON.stringify(job.request.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  return request;
+}
+
+function lower(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
+  return out;
+}
+
+/**
+ * Stores a page, riding out a storage outage of up to about a minute in place: the body is in
+ * memory and was paid for with API quota, so fetching it again is the last resort.
+ */
+async function putWithRetry(key: string, response: HttpResponse, services: NodeServices) {
+  const contentType = response.headers['content-type'] ?? 'application/octet-stream';
+  for (let attempt = 1; attempt <= 8; attempt++) {
+    try {
+      return await services.storage.put(key, response.body, contentType);
+    } catch (error) {
+      services.stats.storageRetries++;
+      services.log.warn({ err: error, key, attempt }, 'storing a page failed; retrying');
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 500, 15_000)));
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+/** A duration written as `5s`, `1h`, … or a number of milliseconds; becomes milliseconds. */
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const TEMPLATE_VARS = /\{(source|api|account|node|meta\.[A-Za-z0-9_]+)\}/g;
+const template = z
+  .string()
+  .min(1)
+  .refine((t) => t.replace(TEMPLATE_VARS, '').match(/[{}]/) === null, {
+    message: 'unknown placeholder: use {source}, {api}, {account}, {node} or {meta.<field>}',
+  });
+
+const LimitSchema = z.strictObject({
+  /** Which calls share this limit: `{source}/{account}` is one account across all its APIs. */
+  key: template,
+  limit: z.int().positive(),
+  per: duration.refine((ms) => ms >= 1, 'per must be at least 1ms'),
+  /** `utc-day`: the count resets at 00:00 UTC instead of rolling (daily quotas). */
+  reset: z.enum(['rolling', 'utc-day']).default('rolling'),
+});
+
+const AuthSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('bearer'),
+    tokenEnv: z.string().optional(),
+    tokenFile: z.string().optional(),
+  }),
+  z.strictObject({
+    type: z.literal('header'),
+    header: z.string().min(1),
+    tokenEnv: z.string().optional(),
+    tokenFile: z.string().optional(),
+  }),
+  z.strictObject({
+    type: z.literal('query'),
+    param: z.string().min(1),
+    tokenEnv: z.string().optional(),
+    tokenFile: z.string().optional(),
+  }),
+]);
+
+const PaginateSchema = z.union([
+  /** The body holds the next page's absolute URL (Meta `paging.next`). */
+  z.strictObject({ next: z.string().min(1) }),
+  /** The body holds a cursor to send back as a query parameter. */
+  z.strictObject({ cursor: z.string().min(1), param: z.string().min(1) }),
+  /** Page numbers (TikTok `page_info.page` / `page_info.total_page`). */
+  z.strictObject({ page: z.string().min(1), totalPages: z.string().min(1), param: z.string().min(1) }),
+]);
+
+const SignalSchema = z.strictObject({
+  /** Human name used in logs and status, e.g. `meta-user-limit`. */
+  name: z.string().min(1),
+  match: z.strictObject({
+    status: z.union([z.int(), z.array(z.int())]).optional(),
+    /** JSON path in the body and the values that mean "throttled" (numbers or [from, to] ranges). */
+    body: z
+      .strictObject({
+        path: z.string().min(1),
+        in: z.array(z.union([z.string(), z.number(), z.tuple([z.number(), z.number()])])).min(1),
+      })
+      .optional(),
+    header: z.string().optional(),
+  }),
+  /** Which calls the signal stops: a limit-key template such as `{source}/{account}`. */
+  scope: template.default('{source}/{api}/{account}'),
+  action: z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('pause'), for: duration.optional() }),
+    z.strictObject({ type: z.literal('pause-until'), reset: z.literal('utc-day') }),
+    z.strictObject({
+      type: z.literal('slow'),
+      factor: z.number().min(1).default(2),
+      for: duration.optional(),
+    }),
+  ]),
+});
+
+const ApiSchema = z.strictObject({
+  /** Calls of this key in flight at once. */
+  concurrency: z.int().positive().default(1),
+  paginate: PaginateSchema.optional(),
+  /** Limits only for this API, on top of the source's. */
+  limits: z.array(LimitSchema).default([]),
+  /** How much of each limit one call spends (Meta: reads 1, writes 3). */
+  weight: z.int().positive().default(1),
+  /** At most this many pages per job (a guard against cursor loops). */
+  maxPages: z.int().positive().default(10_000),
+});
+
+const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:.]+\])(?::\d{1,5})?$/;
+
+const SourceSchema = z.strictObject({
+  allowHosts: z.array(z.string().regex(HOST, 'allowHosts entries are host names or host:port')).min(1),
+  auth: z.record(z.string(), AuthSchema).default({}),
+  limits: z.array(LimitSchema).default([]),
+  signals: z.array(SignalSchema).default([]),
+  apis: z.record(z.string().min(1), ApiSchema).refine((apis) => Object.keys(apis).length > 0, {
+    message: 'a source needs at least one api',
+  }),
+});
+
+const NodeSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  /** Requests in flight on this node (the collector pool's size). */
+  concurrency: z.int().positive().max(100_000).default(1024),
+  /** Jobs a node holds at once (parked + in flight); the rest wait in JetStream. */
+  maxParked: z.int().positive().default(10_000),
+  maxParkedPerKey: z.int().positive().default(1_000),
+  /** Idle throttle actors stop after this long; their limit state stays in the ledger. */
+  passivateAfter: duration.default(60_000),
+  metricsInterval: duration.default(10_000),
+  /** A job message larger than this goes to the DLQ. */
+  maxJobBytes: z
+    .int()
+    .positive()
+    .default(256 * 1024),
+  /** A response body larger than this fails the call. */
+  maxBodyBytes: z
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
+  requestTimeout: duration.default(30_000),
+  /** Real attempts (5xx, timeouts, connection errors) before a job goes to the DLQ. */
+  maxAttempts: z.int().positive().default(5),
+  backoffBase: duration.default(1_000),
+  backoffMax: duration.default(5 * 60_000),
+  /** Kept on top of every window for clock skew and transit jitter (see docs). */
+  limitMargin: duration.default(25),
+  ackWait: duration.default(30_000),
+  drainTimeout: duration.default(20_000),
+});
+
+export const ConfigSchema = z.strictObject({
+  node: NodeSchema.default(NodeSchema.parse({})),
+  nats: z
+    .strictObject({
+      url: z.string().optional(),
+    })
+    .default({}),
+  storage: z.string().optional(),
+  sources: z.record(z.string().min(1), SourceSchema),
+});
+
+export type PrismConfig = z.output<typeof ConfigSchema>;
+export type SourceConfig = z.output<typeof SourceSchema>;
+export type ApiConfig = z.output<typeof ApiSchema>;
+export type LimitConfig = z.output<typeof LimitSchema>;
+export type SignalConfig = z.output<typeof SignalSchema>;
+export type AuthConfig = z.output<typeof AuthSchema>;
+export type PaginateConfig = z.output<typeof PaginateSchema>;
+export type NodeSettings = z.output<typeof NodeSchema>;
+export type PrismConfigInput = z.input<typeof ConfigSchema>;

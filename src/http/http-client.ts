@@ -1,0 +1,134 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { LookupFunction } from 'node:net';
+import { Agent, request } from 'undici';
+import { isBlockedAddress } from './blocked-addresses.ts';
+
+export interface HttpRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export type HttpFailureKind = 'timeout' | 'connection' | 'body-too-large' | 'blocked-address';
+
+/** A call that got no complete answer. `kind` decides whether it is worth another attempt. */
+export class HttpFailure extends Error {
+  override name = 'HttpFailure';
+  readonly kind: HttpFailureKind;
+  constructor(kind: HttpFailureKind, message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+export interface SendOptions {
+  timeoutMs: number;
+  maxBodyBytes: number;
+  /** Called right before the request leaves, with the time (the ledger counts the slot from it). */
+  onSend?: (at: number) => void;
+}
+
+/** The one thing collectors need from HTTP; undici behind it, swappable in tests. */
+export interface HttpClient {
+  send(req: HttpRequest, options: SendOptions): Promise<HttpResponse>;
+  readonly inFlight: number;
+  close(): Promise<void>;
+}
+
+/** Refuses, at connect time, host names that resolve to link-local or metadata addresses. */
+const guardedLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, '', 0);
+    const list = addresses as LookupAddress[];
+    const blocked = list.find((a) => isBlockedAddress(a.address));
+    if (blocked !== undefined) {
+      return callback(
+        new HttpFailure(
+          'blocked-address',
+          `${hostname} resolves to ${blocked.address}, which jobs may not reach`,
+        ),
+        '',
+        0,
+      );
+    }
+    if ((options as { all?: boolean }).all === true)
+      return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+    const first = list[0] as LookupAddress;
+    callback(null, first.address, first.family);
+  });
+};
+
+export class UndiciHttpClient implements HttpClient {
+  private readonly agent: Agent;
+  inFlight = 0;
+
+  constructor(options: { connectTimeoutMs?: number } = {}) {
+    this.agent = new Agent({
+      // Keep connections to each API host open and reuse them: TLS setup costs more than the call.
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 120_000,
+      connections: null,
+      pipelining: 1,
+      connect: { timeout: options.connectTimeoutMs ?? 10_000, lookup: guardedLookup },
+    });
+  }
+
+  async send(req: HttpRequest, options: SendOptions): Promise<HttpResponse> {
+    this.inFlight++;
+    const signal = AbortSignal.timeout(options.timeoutMs);
+    try {
+      options.onSend?.(performance.timeOrigin + performance.now());
+      const response = await request(req.url, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+        dispatcher: this.agent,
+        signal,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+        maxRedirections: 0,
+      } as Parameters<typeof request>[1]);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of response.body) {
+        size += (chunk as Buffer).length;
+        if (size > options.maxBodyBytes) {
+          response.body.destroy();
+          throw new HttpFailure('body-too-large', `response body exceeds ${options.maxBodyBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (value !== undefined)
+          headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+      }
+      return { status: response.statusCode, headers, body: Buffer.concat(chunks, size) };
+    } catch (error) {
+      throw toFailure(error, signal, options.timeoutMs);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function toFailure(error: unknown, signal: AbortSignal, timeoutMs: number): Error {
+  if (error instanceof HttpFailure) return error;
+  const err = error as { name?: string; code?: string; message?: string; cause?: unknown };
+  if (err.cause instanceof HttpFailure) return err.cause;
+  if (signal.aborted || err.name === 'TimeoutError' || /Timeout/.test(err.code ?? '')) {
+    return new HttpFailure('timeout', `no complete answer within ${timeoutMs}ms`);
+  }
+  return new HttpFailure('connection', `${err.code ?? err.name ?? 'error'}: ${err.message ?? String(error)}`);
+}

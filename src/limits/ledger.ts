@@ -1,0 +1,32 @@
+/** One limit a call must fit: at most `limit` weight in any window of `windowMs` for `key`. */
+export interface LimitCheck {
+  key: string;
+  limit: number;
+  windowMs: number;
+  /** `utc-day`: the count resets at 00:00 UTC (daily quotas) instead of rolling. */
+  reset: 'rolling' | 'utc-day';
+  weight: number;
+}
+
+export type Reservation =
+  { granted: true; id: number } | { granted: false; retryAt: number; blockedBy: string; reason: string };
+
+/**
+ * Where calls are counted. Every throttle actor asks it for a slot for each limit that applies
+ * to its next call; limits shared by many keys (a whole source, an app) are shared here. The
+ * in-memory ledger serves one node; the NATS KV ledger serves a cluster behind the same interface.
+ */
+export interface RateLedger {
+  /** Takes a slot in every check at once, or none and says when to try again. */
+  reserve(checks: readonly LimitCheck[], now: number): Promise<Reservation>;
+  /**
+   * The call left at `sentAt`, later than it was reserved (queueing, event-loop lag): its
+   * slot is counted from then, so two calls never reach the API closer than the limit allows.
+   */
+  markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void>;
+  /** Stops every call of a scope key until `until` (a platform said so). */
+  pause(key: string, until: number, reason: string): Promise<void>;
+  /** The pause in force for a key at `now`, if any. */
+  pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined>;
+  close(): Promise<void>;
+}

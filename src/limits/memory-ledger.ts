@@ -1,0 +1,98 @@
+import type { LimitCheck, RateLedger, Reservation } from './ledger.ts';
+import { nextUtcMidnight, utcDayStart, WindowLog } from './window-log.ts';
+
+/**
+ * The ledger of one node: exact sliding windows in memory. Correct for a single node only; a
+ * cluster uses the KV ledger. `marginMs` widens every rolling window to absorb transit jitter.
+ */
+export class MemoryLedger implements RateLedger {
+  private readonly logs = new Map<string, WindowLog>();
+  private readonly pauses = new Map<string, { until: number; reason: string }>();
+  private nextId = 1;
+  private readonly marginMs: number;
+
+  constructor(marginMs = 0) {
+    this.marginMs = marginMs;
+  }
+
+  async reserve(checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+    return this.reserveSync(checks, now);
+  }
+
+  reserveSync(checks: readonly LimitCheck[], now: number): Reservation {
+    let retryAt = now;
+    let blockedBy = '';
+    for (const check of checks) {
+      const log = this.prepare(check, now);
+      const fit =
+        check.reset === 'utc-day'
+          ? log.used() + check.weight <= check.limit
+            ? now
+            : nextUtcMidnight(now)
+          : log.earliestFit(now, check.limit, check.weight, this.windowOf(check));
+      if (fit > retryAt) {
+        retryAt = fit;
+        blockedBy = check.key;
+      }
+    }
+    if (retryAt > now) {
+      const check = checks.find((c) => c.key === blockedBy) as LimitCheck;
+      return { granted: false, retryAt, blockedBy, reason: describeLimit(check) };
+    }
+    const id = this.nextId++;
+    for (const check of checks) (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
+    return { granted: true, id };
+  }
+
+  async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
+    for (const check of checks) this.logs.get(check.key)?.moveLater(id, sentAt);
+  }
+
+  async pause(key: string, until: number, reason: string): Promise<void> {
+    const current = this.pauses.get(key);
+    if (current === undefined || current.until < until) this.pauses.set(key, { until, reason });
+  }
+
+  async pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined> {
+    const pause = this.pauses.get(key);
+    if (pause === undefined) return undefined;
+    if (pause.until <= now) {
+      this.pauses.delete(key);
+      return undefined;
+    }
+    return pause;
+  }
+
+  /** Forgets keys with no call in any window (memory stays bounded by live keys). */
+  sweep(now: number): void {
+    for (const [key, log] of this.logs) {
+      if (log.newest() < now - 86_400_000 - this.marginMs) this.logs.delete(key);
+    }
+  }
+
+  get keyCount(): number {
+    return this.logs.size;
+  }
+
+  async close(): Promise<void> {}
+
+  private windowOf(check: LimitCheck): number {
+    return check.windowMs + this.marginMs;
+  }
+
+  private prepare(check: LimitCheck, now: number): WindowLog {
+    let log = this.logs.get(check.key);
+    if (log === undefined) {
+      log = new WindowLog();
+      this.logs.set(check.key, log);
+    }
+    if (check.reset === 'utc-day') log.evictBefore(utcDayStart(now));
+    else log.evict(now, this.windowOf(check));
+    return log;
+  }
+}
+
+export function describeLimit(check: LimitCheck): string {
+  const per = check.reset === 'utc-day' ? 'UTC day' : `${check.windowMs}ms`;
+  return `limit ${check.limit}/${per} on ${check.key}`;
+}

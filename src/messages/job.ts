@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { PrismConfig, SourceConfig } from '../config/schema.ts';
+import { canonicalJson } from './canonical-json.ts';
+import { parseJobSubject, type KeyParts } from './subject.ts';
+import { checkUrlAllowed } from './url-policy.ts';
+
+/** A validated collection job: one API request (and its pages) for one key. */
+export interface Job {
+  id: string;
+  source: string;
+  api: string;
+  account: string;
+  request: JobRequest;
+  /** Name of a credential in the node's config; never the secret itself. */
+  auth?: string;
+  meta: Record<string, unknown>;
+}
+
+export interface JobRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+export type JobParse =
+  { ok: true; job: Job } | { ok: false; reason: string; parts?: KeyParts; raw?: unknown };
+
+/** Job ids become object-key segments: keep them to a safe, readable alphabet. */
+const JOB_ID = /^[A-Za-z0-9_\-:=+@,][A-Za-z0-9_.\-:=+@,]{0,199}$/;
+
+/** Header and query names that carry credentials: jobs name credentials, nodes resolve them. */
+const SECRET_NAME =
+  /(^|[-_])(authorization|auth|token|access[-_]?token|refresh[-_]?token|secret|client[-_]?secret|app[-_]?secret|api[-_]?key|apikey|key|password|passwd|signature|cookie|session)($|[-_])/i;
+/** Headers the HTTP client owns; a job setting them could smuggle requests. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authorization',
+  'proxy-connection',
+  'expect',
+]);
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+const JobSchema = z.strictObject({
+  id: z.string().optional(),
+  source: z.string().min(1).max(100).optional(),
+  api: z.string().min(1).max(100).optional(),
+  account: z.string().min(1).max(200).optional(),
+  request: z.strictObject({
+    method: z.enum(['GET', 'POST']).default('GET'),
+    url: z.string().min(1).max(8192),
+    query: z.record(z.string().min(1).max(200), scalar).default({}),
+    headers: z.record(z.string().min(1).max(200), z.string().max(8192)).default({}),
+    body: z.unknown().default(null),
+  }),
+  auth: z.string().min(1).max(200).optional(),
+  meta: z.record(z.string(), z.unknown()).default({}),
+});
+
+export interface ParseJobInput {
+  subject: string;
+  data: Uint8Array;
+  /** The `Nats-Msg-Id` header, when the producer set one. */
+  msgId?: string;
+}
+
+/**
+ * Turns a raw job message into a `Job`, or says precisely why not. Never throws: a job that
+ * cannot be parsed is a dead letter, not a crash.
+ */
+export function parseJob(input: ParseJobInput, config: PrismConfig): JobParse {
+  let parts: KeyParts;
+  try {
+    parts = parseJobSubject(input.subject);
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message };
+  }
+  const maxBytes = config.node.maxJobBytes;
+  if (input.data.byteLength > maxBytes) {
+    return { ok: false, parts, reason: `job is ${input.data.byteLength} bytes; the limit is ${maxBytes}` };
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(input.data);
+  } catch {
+    return { ok: false, parts, reason: 'job is not valid UTF-8' };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, parts, reason: `malformed JSON: ${(error as Error).message}` };
+  }
+  const parsed = JobSchema.safeParse(raw);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      parts,
+      raw,
+      reason: `invalid job: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`,
+    };
+  }
+  const value = parsed.data;
+  for (const field of ['source', 'api', 'account'] as const) {
+    const inBody = value[field];
+    if (inBody !== undefined && inBody !== parts[field]) {
+      return {
+        ok: false,
+        parts,
+        raw,
+        reason: `job ${field} "${inBody}" does not match the subject's "${parts[field]}"`,
+      };
+    }
+  }
+  const reason = checkAgainstConfig(parts, value, config);
+  if (reason !== undefined) return { ok: false, parts, raw, reason };
+
+  let id = value.id;
+  if (id !== undefined) {
+    if (!JOB_ID.test(id)) {
+      return {
+        ok: false,
+        parts,
+        raw,
+        reason: `job id "${id.slice(0, 80)}" must be 1-200 of A-Z a-z 0-9 _ . - : = + @ , and not start with "."`,
+      };
+    }
+  } else if (input.msgId !== undefined && JOB_ID.test(input.msgId)) {
+    id = input.msgId;
+  } else {
+    id = deriveJobId(parts, value.request, value.auth, value.meta, input.msgId);
+  }
+  const job: Job = { id, ...parts, request: value.request, meta: value.meta };
+  if (value.auth !== undefined) job.auth = value.auth;
+  return { ok: true, job };
+}
+
+/** The same job always gets the same id, so a re-published job overwrites its own objects. */
+export function deriveJobId(
+  parts: KeyParts,
+  request: JobRequest,
+  auth: string | undefined,
+  meta: Record<string, unknown>,
+  msgId?: string,
+): string {
+  const hash = createHash('sha256')
+    .update(canonicalJson(msgId !== undefined ? { msgId } : { ...parts, request, auth, meta }))
+    .digest('hex');
+  return `j-${hash.slice(0, 32)}`;
+}
+
+function checkAgainstConfig(
+  parts: KeyParts,
+  value: z.output<typeof JobSchema>,
+  config: PrismConfig,
+): string | undefined {
+  const source: SourceConfig | undefined = Object.hasOwn(config.sources, parts.source)
+    ? config.sources[parts.source]
+    : undefined;
+  if (source === undefined) return `unknown source "${parts.source}"`;
+  if (!Object.hasOwn(source.apis, parts.api))
+    return `unknown api "${parts.api}" for source "${parts.source}"`;
+  const urlProblem = checkUrlAllowed(value.request.url, source.allowHosts);
+  if (urlProblem !== undefined) return urlProblem;
+  for (const [name, headerValue] of Object.entries(value.request.headers)) {
+    const lower = name.toLowerCase();
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return `header name "${name}" is not a valid token`;
+    if (/[\r\n\0]/.test(headerValue)) return `header "${name}" holds a line break or NUL`;
+    if (RESERVED_HEADERS.has(lower)) return `header "${name}" is set by the node, not by jobs`;
+    if (SECRET_NAME.test(lower)) {
+      return `header "${name}" looks like a credential: name one in "auth" instead of sending secrets in jobs`;
+    }
+  }
+  for (const name of [
+    ...Object.keys(value.request.query),
+    ...new URL(value.request.url).searchParams.keys(),
+  ]) {
+    if (SECRET_NAME.test(name)) {
+      return `query parameter "${name}" looks like a credential: name one in "auth" instead of sending secrets in jobs`;
+    }
+  }
+  if (value.auth !== undefined && !Object.hasOwn(source.auth, value.auth)) {
+    return `unknown auth "${value.auth}" for source "${parts.source}"`;
+  }
+  if (value.request.method === 'GET' && value.request.body !== null && value.request.body !== undefined) {
+    return 'a GET request cannot have a body';
+  }
+  return undefined;
+}

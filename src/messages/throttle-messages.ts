@@ -1,0 +1,18 @@
+import type { Work } from './work.ts';
+
+/** What a throttle actor (one per key) receives. */
+export type ThrottleMessage =
+  /** A new job for this key (from the router). */
+  | { type: 'enqueue'; work: Work }
+  /** The scheduler's wake-up: a slot may be free now. */
+  | { type: 'wake' }
+  /** A page was stored and the job has more: fetch the next one (jumps the queue). */
+  | { type: 'next-page'; work: Work }
+  /** A call ended and its job left this key (done, handed back to JetStream, or dead-lettered). */
+  | { type: 'call-ended' }
+  /** The platform said "too many calls": pause the scope, then retry the same page. */
+  | { type: 'throttled'; work: Work; scope: string; until: number; reason: string }
+  /** Idle long enough: the router agreed to forget this actor; hand back anything that arrived. */
+  | { type: 'retire' }
+  /** Hand every parked job back to JetStream now (drain). */
+  | { type: 'release-parked' };

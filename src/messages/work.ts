@@ -1,0 +1,32 @@
+import type { JobMessage } from '../bus/job-message.ts';
+import type { LimitCheck } from '../limits/ledger.ts';
+import type { PageRequest } from '../limits/pagination.ts';
+import type { StoredObject } from '../storage/storage.ts';
+import type { Job } from './job.ts';
+
+/**
+ * A job in progress on this node: what the throttle parks and the collectors fetch. It is a
+ * cache of progress; the durable copy is `message` in JetStream, unacked until the end.
+ */
+export interface Work {
+  job: Job;
+  /** The throttle key `<source>.<api>.<account>` (tokens encoded). */
+  key: string;
+  message: JobMessage;
+  /** Every limit each call of this job must fit. */
+  checks: LimitCheck[];
+  /** Scope keys whose pauses stop this job (resolved signal scopes). */
+  pauseKeys: string[];
+  /** Real attempt number (1 on the first). */
+  attempt: number;
+  /** Index of the next page to fetch, and its request. */
+  page: number;
+  request: PageRequest;
+  objects: StoredObject[];
+  startedAt: number;
+  /** Throttle signals met so far (a guard against a key that is throttled for ever). */
+  throttled: number;
+  /** Ledger id of the slot taken for the call in progress. */
+  reservation?: number;
+  lastStatus?: number;
+}

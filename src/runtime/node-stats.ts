@@ -1,0 +1,65 @@
+/** What one throttle key is doing, kept up to date by its actor; read by metrics and status. */
+export interface KeyStatus {
+  key: string;
+  parked: number;
+  inFlight: number;
+  /** When the key may call again, and why it waits (which limit, signal or pause). */
+  waitUntil: number | undefined;
+  waitReason: string | undefined;
+  pausedUntil: number | undefined;
+  pauseReason: string | undefined;
+}
+
+/**
+ * The node's figures. Actors bump counters here instead of answering queries: a status request
+ * must not cost a message to each of 100,000 throttle actors.
+ */
+export class NodeStats {
+  readonly startedAt = Date.now();
+  jobsReceived = 0;
+  jobsDone = 0;
+  jobsDeadLettered = 0;
+  jobsRetried = 0;
+  /** Jobs handed back to JetStream because the node or the key held enough already. */
+  jobsSpilled = 0;
+  calls = 0;
+  callFailures = 0;
+  throttleSignals = 0;
+  pagesStored = 0;
+  bytesStored = 0;
+  storageRetries = 0;
+  actorRestarts = 0;
+  collectors = 0;
+  collectorsBusy = 0;
+  /** Calls that have their slots and wait for a free collector. */
+  callsWaiting = 0;
+  throttlesSpawned = 0;
+  throttlesPassivated = 0;
+  readonly keys = new Map<string, KeyStatus>();
+  private readonly latencies = new Float64Array(4096);
+  private latencyCount = 0;
+  private dispatchMark = { at: Date.now(), calls: 0 };
+
+  recordLatency(ms: number): void {
+    this.latencies[this.latencyCount++ % this.latencies.length] = ms;
+  }
+
+  /** p50/p95/p99 over the most recent calls (a ring of 4,096). */
+  latencyPercentiles(): { p50: number; p95: number; p99: number; max: number } {
+    const n = Math.min(this.latencyCount, this.latencies.length);
+    if (n === 0) return { p50: 0, p95: 0, p99: 0, max: 0 };
+    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    const at = (q: number): number => round(sorted[Math.min(n - 1, Math.floor(q * n))] as number);
+    return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: round(sorted[n - 1] as number) };
+  }
+
+  /** Calls per second since the previous call of this method. */
+  takeDispatchRate(now = Date.now()): number {
+    const seconds = (now - this.dispatchMark.at) / 1000;
+    const rate = seconds > 0 ? (this.calls - this.dispatchMark.calls) / seconds : 0;
+    this.dispatchMark = { at: now, calls: this.calls };
+    return round(rate);
+  }
+}
+
+const round = (n: number): number => Math.round(n * 10) / 10;

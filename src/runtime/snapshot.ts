@@ -1,0 +1,115 @@
+import type { KeyStatus, NodeStats } from './node-stats.ts';
+
+/** The node's figures as logged every interval and answered to `prism status`. */
+export interface NodeSnapshot {
+  node: string;
+  at: string;
+  uptimeSeconds: number;
+  jobs: {
+    received: number;
+    done: number;
+    deadLettered: number;
+    retried: number;
+    spilled: number;
+    held: number;
+  };
+  throttles: { alive: number; spawned: number; passivated: number; parked: number; pausedKeys: number };
+  collectors: { total: number; busy: number; idle: number; callsWaiting: number; inFlightRequests: number };
+  calls: {
+    total: number;
+    failures: number;
+    throttleSignals: number;
+    perSecond: number;
+    latencyMs: ReturnType<NodeStats['latencyPercentiles']>;
+  };
+  storage: { pages: number; bytes: number; retries: number };
+  restarts: number;
+  /** The keys that wait longest, with what they wait for. */
+  mostDelayed: Array<{ key: string; parked: number; waitsMs: number; reason: string }>;
+  /** The keys with the most parked jobs. */
+  topParked: Array<{ key: string; parked: number }>;
+}
+
+export function takeSnapshot(
+  node: string,
+  stats: NodeStats,
+  live: { held: number; inFlightRequests: number },
+  now = Date.now(),
+  top = 10,
+): NodeSnapshot {
+  let parked = 0;
+  let pausedKeys = 0;
+  const waiting: KeyStatus[] = [];
+  for (const status of stats.keys.values()) {
+    parked += status.parked;
+    if (status.pausedUntil !== undefined && status.pausedUntil > now) pausedKeys++;
+    if (status.parked > 0 && status.waitUntil !== undefined) waiting.push(status);
+  }
+  const mostDelayed = topN(waiting, top, (s) => s.waitUntil as number).map((s) => ({
+    key: s.key,
+    parked: s.parked,
+    waitsMs: Math.max(0, Math.round((s.waitUntil as number) - now)),
+    reason: s.waitReason ?? 'unknown',
+  }));
+  const topParked = topN(
+    [...stats.keys.values()].filter((s) => s.parked > 0),
+    top,
+    (s) => s.parked,
+  ).map((s) => ({
+    key: s.key,
+    parked: s.parked,
+  }));
+  return {
+    node,
+    at: new Date(now).toISOString(),
+    uptimeSeconds: Math.round((now - stats.startedAt) / 1000),
+    jobs: {
+      received: stats.jobsReceived,
+      done: stats.jobsDone,
+      deadLettered: stats.jobsDeadLettered,
+      retried: stats.jobsRetried,
+      spilled: stats.jobsSpilled,
+      held: live.held,
+    },
+    throttles: {
+      alive: stats.keys.size,
+      spawned: stats.throttlesSpawned,
+      passivated: stats.throttlesPassivated,
+      parked,
+      pausedKeys,
+    },
+    collectors: {
+      total: stats.collectors,
+      busy: stats.collectorsBusy,
+      idle: stats.collectors - stats.collectorsBusy,
+      callsWaiting: stats.callsWaiting,
+      inFlightRequests: live.inFlightRequests,
+    },
+    calls: {
+      total: stats.calls,
+      failures: stats.callFailures,
+      throttleSignals: stats.throttleSignals,
+      perSecond: stats.takeDispatchRate(now),
+      latencyMs: stats.latencyPercentiles(),
+    },
+    storage: { pages: stats.pagesStored, bytes: stats.bytesStored, retries: stats.storageRetries },
+    restarts: stats.actorRestarts,
+    mostDelayed,
+    topParked,
+  };
+}
+
+/** The n items with the largest score, without sorting 100,000 keys. */
+function topN<T>(items: T[], n: number, score: (item: T) => number): T[] {
+  const best: T[] = [];
+  for (const item of items) {
+    if (best.length < n) {
+      best.push(item);
+      best.sort((a, b) => score(b) - score(a));
+    } else if (score(item) > score(best[n - 1] as T)) {
+      best[n - 1] = item;
+      best.sort((a, b) => score(b) - score(a));
+    }
+  }
+  return best;
+}

@@ -1,0 +1,203 @@
+import { hostname } from 'node:os';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { spawnCollector } from './actors/collector.ts';
+import { spawnCollectorPool } from './actors/collector-pool.ts';
+import { spawnMetrics } from './actors/metrics.ts';
+import {
+  spawnSupervisor,
+  startActorSystem,
+  stopActor,
+  stopActorSystem,
+  tell,
+  type ParentRef,
+} from './actors/nact-typed.ts';
+import type { CollectorRef, ThrottleRef } from './actors/refs.ts';
+import { spawnRouter } from './actors/router.ts';
+import { preciseNow, type NodeServices } from './actors/services.ts';
+import { spawnThrottle } from './actors/throttle.ts';
+import { KvAttemptLog, type AttemptLog } from './bus/attempt-log.ts';
+import { JobSource } from './bus/job-source.ts';
+import { connectNats } from './bus/nats-connection.ts';
+import { JetStreamPublisher } from './bus/publisher.ts';
+import { defaultStreamSettings, ensureStreams } from './bus/streams.ts';
+import { CredentialStore } from './config/credentials.ts';
+import type { PrismConfig } from './config/schema.ts';
+import { UndiciHttpClient, type HttpClient } from './http/http-client.ts';
+import type { RateLedger } from './limits/ledger.ts';
+import { MemoryLedger } from './limits/memory-ledger.ts';
+import { CONTROL_PREFIX } from './messages/subject.ts';
+import { createLogger } from './runtime/logger.ts';
+import { NodeStats } from './runtime/node-stats.ts';
+import { Scheduler } from './runtime/scheduler.ts';
+import { takeSnapshot, type NodeSnapshot } from './runtime/snapshot.ts';
+import { openStorage } from './storage/open-storage.ts';
+import type { ObjectStorage } from './storage/storage.ts';
+
+export interface NodeOptions {
+  config: PrismConfig;
+  natsUrl: string;
+  /** `file:./data`, `s3://bucket/prefix`, or a ready storage. */
+  storage: string | ObjectStorage;
+  name?: string;
+  /** Requests in flight on this node; overrides config.node.concurrency. */
+  concurrency?: number;
+  log?: Logger;
+  ledger?: RateLedger;
+  http?: HttpClient;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface PrismNode {
+  readonly name: string;
+  readonly services: NodeServices;
+  snapshot(): NodeSnapshot;
+  /** Stops pulling, hands parked jobs back, lets in-flight calls finish (up to drainTimeout), closes. */
+  drain(): Promise<void>;
+}
+
+export const STATUS_SUBJECT = `${CONTROL_PREFIX}.status`;
+
+/**
+ * Wires one node: NATS (jobs in, results and dead letters out), the actor tree
+ * `router`, `throttles ▶ throttle-<n>…`, `collector-pool`, `collectors ▶ collector-<i>…`,
+ * `metrics`, and the storage. Throttles and collectors hang under silent supervisors because
+ * nact copies a parent's children map on every message the parent handles.
+ */
+export async function startNode(options: NodeOptions): Promise<PrismNode> {
+  const { config } = options;
+  const name = options.name ?? config.node.name ?? `${hostname()}-${process.pid}`;
+  const log = options.log ?? createLogger(name);
+  const credentials = new CredentialStore(config, options.env);
+  const storage = typeof options.storage === 'string' ? openStorage(options.storage) : options.storage;
+  const concurrency = options.concurrency ?? config.node.concurrency;
+
+  const nc: NatsConnection = await connectNats({ url: options.natsUrl, name: `prism-${name}` });
+  watchConnection(nc, log);
+  await ensureStreams(nc, { ...defaultStreamSettings, ackWaitMs: config.node.ackWait });
+  const js = jetstream(nc);
+  const attempts: AttemptLog = await KvAttemptLog.open(nc);
+  const http = options.http ?? new UndiciHttpClient();
+  const stats = new NodeStats();
+  stats.collectors = concurrency;
+  const scheduler = new Scheduler(preciseNow);
+  const services: NodeServices = {
+    config,
+    nodeName: name,
+    log,
+    ledger: options.ledger ?? new MemoryLedger(config.node.limitMargin),
+    scheduler,
+    http,
+    storage,
+    publisher: new JetStreamPublisher(js),
+    attempts,
+    credentials,
+    stats,
+    now: preciseNow,
+  };
+
+  const system = startActorSystem(`prism-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+  const escalated = (what: string) => (error: Error) =>
+    log.error({ err: error }, `${what}: a child was stopped after repeated crashes`);
+  const throttleSupervisor: ParentRef = spawnSupervisor(system, 'throttles', escalated('throttles'));
+  const collectorSupervisor: ParentRef = spawnSupervisor(system, 'collectors', escalated('collectors'));
+  const liveThrottles = new Set<ThrottleRef>();
+  const poison = new Map<string, number>();
+  const pool = spawnCollectorPool(system, services);
+  let throttleCount = 0;
+  const router = spawnRouter(system, {
+    services,
+    spawnThrottle: (key, job) => {
+      const api = config.sources[job.source]?.apis[job.api];
+      const ref = spawnThrottle(throttleSupervisor, `throttle-${++throttleCount}`, {
+        key,
+        concurrency: api?.concurrency ?? 1,
+        services,
+        pool,
+        router,
+        onStopped: (stopped, leftovers) => {
+          liveThrottles.delete(stopped);
+          tell(router, { type: 'throttle-stopped', key, ref: stopped });
+          if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
+        },
+      });
+      liveThrottles.add(ref);
+      return ref;
+    },
+  });
+  const collectors: CollectorRef[] = [];
+  for (let i = 0; i < concurrency; i++) {
+    const collector = spawnCollector(collectorSupervisor, `collector-${i}`, {
+      services,
+      pool,
+      router,
+      isLive: (ref) => liveThrottles.has(ref as ThrottleRef),
+      poison,
+    });
+    collectors.push(collector);
+    tell(pool, { type: 'collector-free', collector });
+  }
+
+  const source = new JobSource(js, {
+    maxHeld: config.node.maxParked,
+    batch: 256,
+    ackWaitMs: config.node.ackWait,
+    deliver: (message) => tell(router, { type: 'job', message }),
+    log,
+  });
+  const snapshot = (): NodeSnapshot =>
+    takeSnapshot(name, stats, { held: source.heldCount, inFlightRequests: http.inFlight });
+  const metrics = spawnMetrics(system, services, snapshot);
+  const metricsTimer = setInterval(() => tell(metrics, { type: 'tick' }), config.node.metricsInterval);
+  metricsTimer.unref();
+  const statusSub: Subscription = nc.subscribe(STATUS_SUBJECT, {
+    callback: (_error, msg) => {
+      try {
+        msg.respond(JSON.stringify(snapshot()));
+      } catch (error) {
+        log.warn({ err: error }, 'answering a status request failed');
+      }
+    },
+  });
+  source.start();
+  log.info(
+    { storage: storage.location, nats: options.natsUrl, concurrency, sources: Object.keys(config.sources) },
+    'node started',
+  );
+
+  let drained: Promise<void> | undefined;
+  const drain = (): Promise<void> =>
+    (drained ??= (async () => {
+      log.info({ held: source.heldCount }, 'draining: no more pulls, parked jobs go back to JetStream');
+      await source.stopPulling();
+      for (const ref of liveThrottles) tell(ref, { type: 'release-parked' });
+      const deadline = Date.now() + config.node.drainTimeout;
+      while (source.heldCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Whatever is still held after the deadline goes back too: another node finishes it.
+      for (const message of source.heldMessages()) message.nak(0);
+      source.close();
+      clearInterval(metricsTimer);
+      statusSub.unsubscribe();
+      scheduler.stop();
+      for (const ref of [...liveThrottles]) stopActor(ref);
+      for (const ref of collectors) stopActor(ref);
+      stopActorSystem(system);
+      log.info({ snapshot: snapshot() }, 'node stopped');
+      await nc.drain().catch(() => undefined);
+      await Promise.allSettled([http.close(), storage.close(), services.ledger.close()]);
+      log.flush?.();
+    })());
+
+  return { name, services, snapshot, drain };
+}
+
+function watchConnection(nc: NatsConnection, log: Logger): void {
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {
+        log.warn({ nats: status.type }, `NATS ${status.type}`);
+      }
+    }
+  })().catch(() => undefined);
+}
