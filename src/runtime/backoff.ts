@@ -1,6 +1,6 @@
 /**
- * Exponential backoff with full jitter: attempt 1 waits up to `base`, attempt n up to
- * base * 2^(n-1), never more than `max`. Full jitter spreads retries of many jobs that failed
+ * Exponential backoff with "equal jitter": attempt n waits between half and all of
+ * base * 2^(n-1), never more than `max`. The jitter spreads retries of many jobs that failed
  * together (one outage) instead of sending them back in one wave.
  */
 export function backoffDelay(

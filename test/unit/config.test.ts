@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { parseDuration } from '../../src/config/duration.ts';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { productionConfig } from '../../src/config/platforms.ts';
+import { limitChecksFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
+
+describe('durations', () => {
+  it.each([
+    ['500ms', 500],
+    ['5s', 5000],
+    ['1h30m', 5_400_000],
+    ['1d', 86_400_000],
+    [250, 250],
+    ['42', 42],
+  ])('%s is %d ms', (input, ms) => expect(parseDuration(input)).toBe(ms));
+  it.each(['', '5 parsecs', '1h+', '-5s', 'fast'])('rejects %j', (input) =>
+    expect(() => parseDuration(input)).toThrow(/invalid duration/),
+  );
+});
+
+describe('config', () => {
+  it('the embedded production config is valid', () => {
+    expect(() => parseConfig(productionConfig())).not.toThrow();
+  });
+
+  it('reports every problem with its path', () => {
+    let message = '';
+    try {
+      parseConfig({
+        sources: {
+          meta: {
+            allowHosts: ['graph.facebook.com/evil'],
+            limits: [{ key: '{acount}', limit: 0, per: '5 parsecs' }],
+            apis: {},
+          },
+        },
+      });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/allowHosts/);
+    expect(message).toMatch(/unknown placeholder/);
+    expect(message).toMatch(/invalid duration/);
+    expect(message).toMatch(/limit/);
+    expect(message).toMatch(/at least one api/);
+  });
+
+  it('resolves limit templates, including meta fields, and merges duplicates to the stricter', () => {
+    const config = parseConfig({
+      sources: {
+        af: {
+          allowHosts: ['x.example'],
+          limits: [
+            { key: '{source}/{meta.app_id}', limit: 24, per: '1d', reset: 'utc-day' },
+            { key: '{source}/{account}', limit: 5, per: '1s' },
+            { key: '{source}/{account}', limit: 3, per: '1s' },
+          ],
+          apis: { r: { weight: 2 } },
+        },
+      },
+    });
+    const source = config.sources.af!;
+    const vars = { source: 'af', api: 'r', account: 'acc 1', node: 'n1', meta: { app_id: 'com.app' } };
+    const result = limitChecksFor(source, source.apis.r!, vars);
+    expect(result).toEqual({
+      ok: true,
+      checks: [
+        { key: 'af/com.app|day', limit: 24, windowMs: 86_400_000, reset: 'utc-day', weight: 2 },
+        { key: 'af/acc%201|1000', limit: 3, windowMs: 1000, reset: 'rolling', weight: 2 },
+      ],
+    });
+    expect(limitChecksFor(source, source.apis.r!, { ...vars, meta: {} })).toMatchObject({ ok: false });
+    expect(resolveTemplate('{source}/{node}', vars)).toBe('af/n1');
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { decodeToken, encodeToken, jobSubject, parseJobSubject } from '../../src/messages/subject.ts';
+import { keySegment, pageObjectKey } from '../../src/messages/object-key.ts';
+
+describe('subject tokens', () => {
+  it('keeps plain ids readable and encodes what NATS forbids', () => {
+    expect(encodeToken('act_123')).toBe('act_123');
+    expect(encodeToken('123-456-7890')).toBe('123-456-7890');
+    expect(encodeToken('com.example.app')).toBe('com%2Eexample%2Eapp');
+    expect(encodeToken('a b*c>d%')).toBe('a%20b%2Ac%3Ed%25');
+  });
+
+  it('round-trips any string and never yields a forbidden character (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1 }), (value) => {
+        const token = encodeToken(value);
+        expect(token).not.toMatch(/[.*>\s]/);
+        expect(decodeToken(token)).toBe(value);
+      }),
+    );
+  });
+
+  it('parses job subjects and rejects others with the reason', () => {
+    expect(parseJobSubject(jobSubject({ source: 'appsflyer', api: 'installs', account: 'com.app' }))).toEqual(
+      {
+        source: 'appsflyer',
+        api: 'installs',
+        account: 'com.app',
+      },
+    );
+    expect(() => parseJobSubject('prism.jobs.meta.insights')).toThrow(/prism\.jobs\.<source>/);
+    expect(() => parseJobSubject('prism.jobs.meta.insights.%ZZ')).toThrow(/malformed/);
+  });
+});
+
+describe('object keys', () => {
+  it('are deterministic and stay inside their prefix', () => {
+    const job = { source: 'meta', api: 'insights', account: '../../etc', id: 'j-1' };
+    expect(pageObjectKey(job, 0)).toBe('meta/insights/%2E.%2F..%2Fetc/j-1/page-00000.json');
+    expect(pageObjectKey(job, 12)).toBe(pageObjectKey(job, 12));
+    fc.assert(
+      fc.property(fc.string(), (value) => {
+        const segment = keySegment(value);
+        expect(segment).not.toContain('/');
+        expect(segment === '.' || segment === '..').toBe(false);
+        expect(segment.startsWith('.')).toBe(false);
+      }),
+    );
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
+import type { LimitCheck } from '../../src/limits/ledger.ts';
+import { nextUtcMidnight } from '../../src/limits/window-log.ts';
+
+const check = (limit: number, windowMs: number, key = 'k', weight = 1): LimitCheck => ({
+  key,
+  limit,
+  windowMs,
+  reset: 'rolling',
+  weight,
+});
+
+describe('MemoryLedger sliding windows', () => {
+  it('allows N calls then says exactly when the next fits', () => {
+    const ledger = new MemoryLedger();
+    const c = [check(2, 1000)];
+    expect(ledger.reserveSync(c, 0).granted).toBe(true);
+    expect(ledger.reserveSync(c, 10).granted).toBe(true);
+    const denied = ledger.reserveSync(c, 20);
+    expect(denied).toMatchObject({ granted: false, retryAt: 1000, blockedBy: 'k' });
+    expect(ledger.reserveSync(c, 999).granted).toBe(false);
+    expect(ledger.reserveSync(c, 1000).granted).toBe(true);
+  });
+
+  it('honours every limit of a key and reports the strictest wait', () => {
+    const ledger = new MemoryLedger();
+    const c = [check(1, 100, 'a'), check(3, 10_000, 'b')];
+    for (const t of [0, 100, 200]) expect(ledger.reserveSync(c, t).granted).toBe(true);
+    expect(ledger.reserveSync(c, 300)).toMatchObject({ granted: false, retryAt: 10_000, blockedBy: 'b' });
+  });
+
+  it('takes no slot in any limit when one limit refuses', () => {
+    const ledger = new MemoryLedger();
+    expect(ledger.reserveSync([check(1, 1000, 'shared')], 0).granted).toBe(true);
+    expect(ledger.reserveSync([check(5, 1000, 'own'), check(1, 1000, 'shared')], 1).granted).toBe(false);
+    // 'own' must still have all 5 slots.
+    for (let i = 0; i < 5; i++) expect(ledger.reserveSync([check(5, 1000, 'own')], 2 + i).granted).toBe(true);
+  });
+
+  it('counts weights (a write costs 3)', () => {
+    const ledger = new MemoryLedger();
+    expect(ledger.reserveSync([check(4, 1000, 'w', 3)], 0).granted).toBe(true);
+    expect(ledger.reserveSync([check(4, 1000, 'w', 3)], 1).granted).toBe(false);
+    expect(ledger.reserveSync([check(4, 1000, 'w', 1)], 2).granted).toBe(true);
+  });
+
+  it('moves a slot to when the call really left', async () => {
+    const ledger = new MemoryLedger();
+    const c = [check(1, 1000)];
+    const first = ledger.reserveSync(c, 0);
+    if (!first.granted) throw new Error('expected a slot');
+    await ledger.markSent(first.id, c, 250);
+    expect(ledger.reserveSync(c, 1000)).toMatchObject({ granted: false, retryAt: 1250 });
+    expect(ledger.reserveSync(c, 1250).granted).toBe(true);
+  });
+
+  it('widens windows by the margin', () => {
+    const ledger = new MemoryLedger(25);
+    const c = [check(1, 1000)];
+    ledger.reserveSync(c, 0);
+    expect(ledger.reserveSync(c, 1000)).toMatchObject({ granted: false, retryAt: 1025 });
+  });
+
+  it('resets calendar-day quotas at 00:00 UTC', () => {
+    const ledger = new MemoryLedger();
+    const day: LimitCheck = { key: 'd', limit: 2, windowMs: 86_400_000, reset: 'utc-day', weight: 1 };
+    const t = Date.UTC(2026, 10, 24, 23, 0, 0);
+    expect(ledger.reserveSync([day], t).granted).toBe(true);
+    expect(ledger.reserveSync([day], t + 1).granted).toBe(true);
+    expect(ledger.reserveSync([day], t + 2)).toMatchObject({ granted: false, retryAt: nextUtcMidnight(t) });
+    expect(ledger.reserveSync([day], nextUtcMidnight(t)).granted).toBe(true);
+  });
+
+  it('never lets more than N calls into any window (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 500 }),
+        fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 200 }),
+        (limit, windowMs, steps) => {
+          const ledger = new MemoryLedger();
+          const c = [check(limit, windowMs)];
+          const granted: number[] = [];
+          let now = 0;
+          for (const step of steps) {
+            now += step;
+            const r = ledger.reserveSync(c, now);
+            if (r.granted) granted.push(now);
+            else expect(r.retryAt).toBeGreaterThan(now);
+          }
+          // Any window (t - windowMs, t] holds at most `limit` granted calls.
+          for (let i = 0; i < granted.length; i++) {
+            const inWindow = granted.filter(
+              (t) => t > (granted[i] as number) - windowMs && t <= (granted[i] as number),
+            );
+            expect(inWindow.length).toBeLessThanOrEqual(limit);
+          }
+        },
+      ),
+    );
+  });
+});
