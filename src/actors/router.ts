@@ -97,12 +97,11 @@ async function toWork(
 ): Promise<Work | undefined> {
   const parsed = parseJob({ subject: message.subject, data: message.data, msgId: message.msgId }, config);
   if (!parsed.ok) {
-    await deadLetter(
-      message,
-      parsed.parts,
-      { kind: 'invalid', reason: parsed.reason, attempts: 0 },
-      services,
-    );
+    // The id lets the producer match its dead letter: the job's own, else the Nats-Msg-Id header.
+    const rawId = (parsed.raw as { id?: unknown } | undefined)?.id;
+    const id = typeof rawId === 'string' ? rawId : message.msgId;
+    const detail = { kind: 'invalid' as const, reason: parsed.reason, attempts: 0 };
+    await deadLetter(message, parsed.parts, id !== undefined ? { ...detail, id } : detail, services);
     return undefined;
   }
   const { job } = parsed;

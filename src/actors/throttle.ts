@@ -77,6 +77,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       }
       state.parked.shift();
       head.reservation = slot.id;
+      head.reservedAt = now;
       state.inFlight++;
       tell(deps.pool, { type: 'call', work: head, replyTo: ctx.self });
     }

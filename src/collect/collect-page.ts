@@ -40,7 +40,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
       maxBodyBytes: services.config.node.maxBodyBytes,
       onSend: (at) => {
         // The slot counts from when the call really leaves, not from when it was granted.
-        if (work.reservation !== undefined && at - started > 1)
+        if (work.reservation !== undefined && at > (work.reservedAt ?? at))
           void services.ledger.markSent(work.reservation, work.checks, at);
       },
     });

@@ -26,7 +26,8 @@ export interface Work {
   startedAt: number;
   /** Throttle signals met so far (a guard against a key that is throttled for ever). */
   throttled: number;
-  /** Ledger id of the slot taken for the call in progress. */
+  /** Ledger id of the slot taken for the call in progress, and when it was taken. */
   reservation?: number;
+  reservedAt?: number;
   lastStatus?: number;
 }
