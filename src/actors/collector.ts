@@ -73,8 +73,7 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
     return undefined;
   };
 
-  let self: CollectorRef | undefined;
-  self = spawnActor<undefined, CollectorMessage>(parent, {
+  const self: CollectorRef = spawnActor<undefined, CollectorMessage>(parent, {
     name,
     initialState: () => undefined,
     receive,

@@ -39,7 +39,6 @@ export interface ThrottleDeps {
 export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDeps): ThrottleRef {
   const { services, key } = deps;
   const { stats, ledger, scheduler, config } = services;
-  let self: ThrottleRef | undefined;
 
   const wakeAt = (state: ThrottleState, ctx: ActorContext<ThrottleMessage>, at: number): void => {
     if (at >= state.wakeAt) return;
@@ -178,7 +177,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
     pausedUntil: undefined,
     pauseReason: undefined,
   };
-  self = spawnActor<ThrottleState, ThrottleMessage>(parent, {
+  const self: ThrottleRef = spawnActor<ThrottleState, ThrottleMessage>(parent, {
     name,
     initialState: () => ({
       parked: new Denque<Work>(),
@@ -206,7 +205,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
     },
     afterStop: (state) => {
       stats.keys.delete(key);
-      deps.onStopped(self as ThrottleRef, state.parked.toArray());
+      deps.onStopped(self, state.parked.toArray());
     },
   });
   stats.keys.set(key, status);

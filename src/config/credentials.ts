@@ -66,7 +66,9 @@ function readSecret(auth: AuthConfig, env: NodeJS.ProcessEnv): string {
     try {
       return readFileSync(auth.tokenFile, 'utf8').trim();
     } catch (error) {
-      throw new Error(`cannot read token file ${auth.tokenFile}: ${(error as Error).message}`);
+      throw new Error(`cannot read token file ${auth.tokenFile}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
   throw new Error('set tokenEnv or tokenFile');
