@@ -27,6 +27,7 @@ import type { PrismConfig } from './config/schema.ts';
 import { UndiciHttpClient, type HttpClient } from './http/http-client.ts';
 import type { RateLedger } from './limits/ledger.ts';
 import { MemoryLedger } from './limits/memory-ledger.ts';
+import { KvLedger } from './limits/kv-ledger.ts';
 import { CONTROL_PREFIX } from './messages/subject.ts';
 import { createLogger } from './runtime/logger.ts';
 import { NodeStats } from './runtime/node-stats.ts';
@@ -86,7 +87,11 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     config,
     nodeName: name,
     log,
-    ledger: options.ledger ?? new MemoryLedger(config.node.limitMargin),
+    ledger:
+      options.ledger ??
+      (config.node.ledger === 'memory'
+        ? new MemoryLedger(config.node.limitMargin)
+        : await KvLedger.open(nc, { marginMs: config.node.limitMargin, log })),
     scheduler,
     http,
     storage,

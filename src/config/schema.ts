@@ -136,6 +136,8 @@ const NodeSchema = z.strictObject({
   /** Kept on top of every window for clock skew and transit jitter (see docs). */
   limitMargin: duration.default(25),
   ackWait: duration.default(30_000),
+  /** `nats-kv`: limits hold for every node together (JetStream KV); `memory`: for this node only. */
+  ledger: z.enum(['nats-kv', 'memory']).default('nats-kv'),
   drainTimeout: duration.default(20_000),
 });
 

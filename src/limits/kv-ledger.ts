@@ -1,0 +1,278 @@
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { LimitCheck, RateLedger, Reservation } from './ledger.ts';
+import { describeLimit } from './memory-ledger.ts';
+import { nextUtcMidnight, utcDayStart } from './window-log.ts';
+
+export const LEDGER_BUCKET = 'PRISM_LEDGER';
+
+/** What one limit key holds in KV: the calls in its window (rolling) or the day's count. */
+type Stored = { t: number[]; w?: number[]; i: number[] } | { d: number; n: number };
+
+interface Cached {
+  value: Stored | undefined;
+  /** KV revision of `value`; 0 when the key does not exist yet. */
+  revision: number;
+}
+
+/**
+ * The cluster's ledger: one JetStream KV entry per limit key, changed only by compare-and-set
+ * (read, decide, update with the expected revision, re-read on conflict), so "1 call per 5 s"
+ * holds for every node together. Each node caches the entries it last saw: its own keys rarely
+ * conflict, so a reservation usually costs one KV update per limit. A key with no limit costs
+ * nothing. Pauses live in the same bucket and reach every node through a watch.
+ */
+export class KvLedger implements RateLedger {
+  private readonly kv: KV;
+  private readonly cache = new Map<string, Cached>();
+  private readonly pauses = new Map<string, { until: number; reason: string }>();
+  private readonly reservedAt = new Map<number, number>();
+  private readonly marginMs: number;
+  private readonly log: Logger | undefined;
+  private watching: Promise<void> | undefined;
+  private closed = false;
+  conflicts = 0;
+
+  private constructor(kv: KV, marginMs: number, log?: Logger) {
+    this.kv = kv;
+    this.marginMs = marginMs;
+    this.log = log;
+  }
+
+  static async open(nc: NatsConnection, options: { marginMs: number; log?: Logger }): Promise<KvLedger> {
+    // Entries older than the longest window are useless; a day and a bit covers daily quotas.
+    const kv = await new Kvm(nc).create(LEDGER_BUCKET, { history: 1, ttl: 26 * 3_600_000 });
+    const ledger = new KvLedger(kv, options.marginMs, options.log);
+    await ledger.watchPauses();
+    return ledger;
+  }
+
+  async reserve(checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+    const id = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
+    if (checks.length === 0) return { granted: true, id };
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const states = await Promise.all(checks.map((c) => this.read(c.key)));
+      let retryAt = now;
+      let blocked: LimitCheck | undefined;
+      const next: Stored[] = [];
+      checks.forEach((check, index) => {
+        const { fit, value } = this.plan(check, (states[index] as Cached).value, now, id);
+        next.push(value);
+        if (fit > retryAt) {
+          retryAt = fit;
+          blocked = check;
+        }
+      });
+      if (blocked !== undefined)
+        return { granted: false, retryAt, blockedBy: blocked.key, reason: describeLimit(blocked) };
+      const written: number[] = [];
+      let conflict = false;
+      for (let i = 0; i < checks.length; i++) {
+        const key = (checks[i] as LimitCheck).key;
+        if (await this.write(key, next[i] as Stored, (states[i] as Cached).revision)) written.push(i);
+        else {
+          conflict = true;
+          break;
+        }
+      }
+      if (!conflict) {
+        this.reservedAt.set(id, now);
+        return { granted: true, id };
+      }
+      this.conflicts++;
+      // All or nothing: take back the slots already written, then decide again on fresh state.
+      for (const i of written) await this.removeCall(checks[i] as LimitCheck, id);
+    }
+    throw new Error(`ledger: too many conflicts reserving ${checks.map((c) => c.key).join(', ')}`);
+  }
+
+  async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
+    const reservedAt = this.reservedAt.get(id);
+    this.reservedAt.delete(id);
+    // A call that left within half the margin of its slot is covered by the margin: skip the KV round trip.
+    if (reservedAt !== undefined && sentAt - reservedAt <= this.marginMs / 2) return;
+    for (const check of checks) {
+      if (check.reset === 'utc-day') continue;
+      await this.modify(check.key, (value) => {
+        if (value === undefined || !('t' in value)) return undefined;
+        const index = value.i.indexOf(id);
+        if (index < 0 || (value.t[index] as number) >= sentAt) return undefined;
+        const t = [...value.t];
+        t[index] = sentAt;
+        return sortLog({ ...value, t });
+      });
+    }
+  }
+
+  async pause(key: string, until: number, reason: string): Promise<void> {
+    const current = this.pauses.get(key);
+    if (current !== undefined && current.until >= until) return;
+    this.pauses.set(key, { until, reason });
+    await this.kv.put(`p.${kvKey(key)}`, JSON.stringify({ key, until, reason }));
+  }
+
+  async pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined> {
+    const pause = this.pauses.get(key);
+    if (pause === undefined) return undefined;
+    if (pause.until <= now) {
+      this.pauses.delete(key);
+      return undefined;
+    }
+    return pause;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Keeps `pauses` equal to every node's pauses (a pause set on one node holds on all). */
+  private async watchPauses(): Promise<void> {
+    const iterator = await this.kv.watch({ key: 'p.>' });
+    this.watching = (async () => {
+      for await (const entry of iterator) {
+        if (this.closed) {
+          iterator.stop();
+          break;
+        }
+        if (entry.operation !== 'PUT') continue;
+        try {
+          const pause = entry.json<{ key: string; until: number; reason: string }>();
+          const current = this.pauses.get(pause.key);
+          if (current === undefined || current.until < pause.until)
+            this.pauses.set(pause.key, { until: pause.until, reason: pause.reason });
+        } catch (error) {
+          this.log?.warn({ err: error }, 'ignoring a malformed pause in the ledger');
+        }
+      }
+    })().catch((error: unknown) => this.log?.warn({ err: error }, 'ledger pause watch ended'));
+  }
+
+  private async read(key: string): Promise<Cached> {
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached;
+    return this.fetch(key);
+  }
+
+  private async fetch(key: string): Promise<Cached> {
+    const entry: KvEntry | null = await this.kv.get(`l.${kvKey(key)}`);
+    // A deleted or purged key keeps its revision: the next write is an update of the tombstone.
+    const cached: Cached =
+      entry === null || entry.operation !== 'PUT'
+        ? { value: undefined, revision: entry?.revision ?? 0 }
+        : { value: entry.json<Stored>(), revision: entry.revision };
+    this.cache.set(key, cached);
+    return cached;
+  }
+
+  /** Compare-and-set; false (and a fresh cache) when another node wrote first. */
+  private async write(key: string, value: Stored, revision: number): Promise<boolean> {
+    const data = JSON.stringify(value);
+    try {
+      const next =
+        revision === 0
+          ? await this.kv.create(`l.${kvKey(key)}`, data)
+          : await this.kv.update(`l.${kvKey(key)}`, data, revision);
+      this.cache.set(key, { value, revision: next });
+      return true;
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      await this.fetch(key);
+      return false;
+    }
+  }
+
+  private async modify(
+    key: string,
+    change: (value: Stored | undefined) => Stored | undefined,
+  ): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const state = await this.read(key);
+      const next = change(state.value);
+      if (next === undefined || (await this.write(key, next, state.revision))) return;
+    }
+  }
+
+  private async removeCall(check: LimitCheck, id: number): Promise<void> {
+    await this.modify(check.key, (value) => {
+      if (value === undefined) return undefined;
+      if ('d' in value) return { d: value.d, n: Math.max(0, value.n - check.weight) };
+      const index = value.i.indexOf(id);
+      if (index < 0) return undefined;
+      const keep = (_: unknown, j: number): boolean => j !== index;
+      const out: Stored = { t: value.t.filter(keep), i: value.i.filter(keep) };
+      if (value.w !== undefined) out.w = value.w.filter(keep);
+      return out;
+    });
+  }
+
+  /** When the call fits in this limit, and the stored value with the call added (at `now`). */
+  private plan(
+    check: LimitCheck,
+    stored: Stored | undefined,
+    now: number,
+    id: number,
+  ): { fit: number; value: Stored } {
+    if (check.reset === 'utc-day') {
+      const day = utcDayStart(now);
+      const used = stored !== undefined && 'd' in stored && stored.d === day ? stored.n : 0;
+      const fit = used + check.weight <= check.limit ? now : nextUtcMidnight(now);
+      return { fit, value: { d: day, n: used + check.weight } };
+    }
+    const windowMs = check.windowMs + this.marginMs;
+    const log = stored !== undefined && 't' in stored ? stored : { t: [], i: [] };
+    // Keep only the calls still inside the window: the entry stays as small as the limit.
+    const horizon = now - windowMs;
+    let first = 0;
+    while (first < log.t.length && (log.t[first] as number) <= horizon) first++;
+    const t = log.t.slice(first);
+    const i = log.i.slice(first);
+    const w = log.w?.slice(first);
+    const weightAt = (j: number): number => (w === undefined ? 1 : (w[j] as number));
+    let used = 0;
+    for (let j = 0; j < t.length; j++) used += weightAt(j);
+    let fit = now;
+    let excess = used + check.weight - check.limit;
+    if (check.weight > check.limit) fit = Number.POSITIVE_INFINITY;
+    else if (excess > 0) {
+      fit = Number.POSITIVE_INFINITY;
+      for (let j = 0; j < t.length; j++) {
+        excess -= weightAt(j);
+        if (excess <= 0) {
+          fit = (t[j] as number) + windowMs;
+          break;
+        }
+      }
+    }
+    const value: Stored = { t: [...t, now], i: [...i, id] };
+    if (w !== undefined || check.weight !== 1) value.w = [...(w ?? t.map(() => 1)), check.weight];
+    return { fit, value };
+  }
+}
+
+function sortLog(value: { t: number[]; w?: number[]; i: number[] }): Stored {
+  const order = value.t.map((_, j) => j).sort((a, b) => (value.t[a] as number) - (value.t[b] as number));
+  const out: Stored = {
+    t: order.map((j) => value.t[j] as number),
+    i: order.map((j) => value.i[j] as number),
+  };
+  if (value.w !== undefined) out.w = order.map((j) => (value.w as number[])[j] as number);
+  return out;
+}
+
+/** KV keys allow `[-/_=.a-zA-Z0-9]`; other characters become `_XX` (and `_` itself `_5F`). */
+export function kvKey(key: string): string {
+  return key
+    .replace(/[^-/=.a-zA-Z0-9]/g, (ch) =>
+      [...Buffer.from(ch, 'utf8')].map((b) => `_${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+    )
+    .replace(/\.{2,}|^\.|\.$/g, (dots) => dots.replace(/\./g, '_2E'));
+}
+
+function isConflict(error: unknown): boolean {
+  const text = String((error as Error)?.message ?? error);
+  return (
+    /wrong last sequence|key exists|wrong last msg|10071|10164/i.test(text) ||
+    (error as { code?: number }).code === 10071
+  );
+}

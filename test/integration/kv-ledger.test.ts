@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../../src/bus/nats-connection.ts';
+import { KvLedger, kvKey } from '../../src/limits/kv-ledger.ts';
+import type { LimitCheck } from '../../src/limits/ledger.ts';
+import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
+
+const rolling = (key: string, limit: number, windowMs: number, weight = 1): LimitCheck => ({
+  key,
+  limit,
+  windowMs,
+  reset: 'rolling',
+  weight,
+});
+
+describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
+  let nats: NatsServerHandle;
+  const connections: NatsConnection[] = [];
+  const ledgers: KvLedger[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    // Three "nodes": three connections, three ledgers with their own caches.
+    for (let i = 0; i < 3; i++) {
+      const nc = await connectNats({ url: nats.url, name: `ledger-${i}` });
+      connections.push(nc);
+      ledgers.push(await KvLedger.open(nc, { marginMs: 0 }));
+    }
+  });
+  afterAll(async () => {
+    for (const ledger of ledgers) await ledger.close();
+    for (const nc of connections) await nc.close();
+    await nats?.stop();
+  });
+
+  it('grants at most N calls per window across nodes racing for the same key', async () => {
+    const check = [rolling('race/acct', 5, 1_000)];
+    const granted: number[] = [];
+    const start = Date.now();
+    // Each node tries as fast as it can for 2.5 s.
+    await Promise.all(
+      ledgers.map(async (ledger) => {
+        while (Date.now() - start < 2_500) {
+          const now = Date.now();
+          const r = await ledger.reserve(check, now);
+          if (r.granted) granted.push(now);
+          else await new Promise((res) => setTimeout(res, Math.max(0, Math.min(50, r.retryAt - Date.now()))));
+        }
+      }),
+    );
+    granted.sort((a, b) => a - b);
+    for (let i = 0; i < granted.length; i++) {
+      const inWindow = granted.filter(
+        (t) => t > (granted[i] as number) - 1_000 && t <= (granted[i] as number),
+      ).length;
+      expect(inWindow).toBeLessThanOrEqual(5);
+    }
+    // The limit was used, not just refused: about 5 per second over 2.5 s.
+    expect(granted.length).toBeGreaterThanOrEqual(10);
+    expect(granted.length).toBeLessThanOrEqual(15);
+  });
+
+  it('takes no slot anywhere when one of several limits refuses (all or nothing)', async () => {
+    const a = ledgers[0] as KvLedger;
+    const b = ledgers[1] as KvLedger;
+    const now = Date.now();
+    expect((await a.reserve([rolling('shared/app', 1, 60_000)], now)).granted).toBe(true);
+    const refused = await b.reserve(
+      [rolling('own/acct', 2, 60_000), rolling('shared/app', 1, 60_000)],
+      now + 1,
+    );
+    expect(refused).toMatchObject({ granted: false, blockedBy: 'shared/app' });
+    expect((await a.reserve([rolling('own/acct', 2, 60_000)], now + 2)).granted).toBe(true);
+    expect((await b.reserve([rolling('own/acct', 2, 60_000)], now + 3)).granted).toBe(true);
+    expect((await a.reserve([rolling('own/acct', 2, 60_000)], now + 4)).granted).toBe(false);
+  });
+
+  it('counts daily quotas per UTC day and moves slots to when calls left', async () => {
+    const day: LimitCheck = {
+      key: 'daily/acct',
+      limit: 2,
+      windowMs: 86_400_000,
+      reset: 'utc-day',
+      weight: 1,
+    };
+    const now = Date.now();
+    expect((await ledgers[0]!.reserve([day], now)).granted).toBe(true);
+    expect((await ledgers[1]!.reserve([day], now)).granted).toBe(true);
+    expect(await ledgers[2]!.reserve([day], now)).toMatchObject({ granted: false });
+
+    const check = [rolling('sent/acct', 1, 1_000)];
+    const slot = await ledgers[0]!.reserve(check, now);
+    if (!slot.granted) throw new Error('expected a slot');
+    await ledgers[0]!.markSent(slot.id, check, now + 300);
+    expect(await ledgers[1]!.reserve(check, now + 1_100)).toMatchObject({
+      granted: false,
+      retryAt: now + 1_300,
+    });
+  });
+
+  it('spreads a pause to every node', async () => {
+    await ledgers[0]!.pause('meta/act_1', Date.now() + 5_000, 'meta-account-limit');
+    await expect
+      .poll(async () => (await ledgers[2]!.pausedUntil('meta/act_1', Date.now()))?.reason, { timeout: 2_000 })
+      .toBe('meta-account-limit');
+  });
+
+  it('encodes any limit key as a valid KV key', () => {
+    expect(kvKey('meta/act_1|5000')).toBe('meta/act_5F1_7C5000');
+    expect(kvKey('af/com.app|day')).toBe('af/com.app_7Cday');
+    expect(kvKey('x/..|1')).toMatch(/^[-/_=.a-zA-Z0-9]+$/);
+    expect(kvKey('x/..|1')).not.toContain('..');
+  });
+});
