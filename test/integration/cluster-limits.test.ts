@@ -69,7 +69,7 @@ describe('limits hold across three node processes', () => {
           config,
           natsUrl: h.nats.url,
           storage: `file:${h.dataDir}`,
-          dir: h.dataDir,
+          dir: nodeDir,
         }),
       );
     }
