@@ -135,7 +135,13 @@ async function toWork(
     );
     return undefined;
   }
-  const scopes = new Set([DEFAULT_SCOPE, ...source.signals.map((s) => s.scope)]);
+  // Scopes a pause or slowdown can name: the key, the account, the source (usage headers), and the signals'.
+  const scopes = new Set([
+    DEFAULT_SCOPE,
+    '{source}/{account}',
+    '{source}',
+    ...source.signals.map((s) => s.scope),
+  ]);
   const pauseKeys = [...scopes]
     .map((scope) => resolveTemplate(scope, vars))
     .filter((k): k is string => k !== undefined);

@@ -4,6 +4,7 @@ import { spawnActor, stopActor, tell, type ActorContext, type ParentRef } from '
 import type { NodeServices } from './services.ts';
 import type { ThrottleMessage } from '../messages/throttle-messages.ts';
 import type { Work } from '../messages/work.ts';
+import type { LimitCheck } from '../limits/ledger.ts';
 import type { KeyStatus } from '../runtime/node-stats.ts';
 
 /**
@@ -11,6 +12,10 @@ import type { KeyStatus } from '../runtime/node-stats.ts';
  * whenever the ledger has a slot in every limit that applies, up to the key's concurrency. It
  * never holds the only copy of a job: each parked job is still unacked in JetStream.
  */
+/** The smallest average spacing the limits allow (window / limit), 0 without limits. */
+const paceMs = (checks: readonly LimitCheck[]): number =>
+  checks.reduce((pace, c) => Math.max(pace, (c.windowMs * c.weight) / c.limit), 0);
+
 /** A pause longer than this hands the key's parked jobs back to JetStream until it ends. */
 const LONG_PAUSE_MS = 60_000;
 
@@ -56,26 +61,23 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
         if (pause !== undefined) {
           status.pausedUntil = pause.until;
           status.pauseReason = pause.reason;
-          if (pause.until - now > LONG_PAUSE_MS) {
-            // Paused for long (a daily quota spent): the jobs wait in JetStream, not in memory.
-            for (let work = state.parked.shift(); work !== undefined; work = state.parked.shift()) {
-              work.message.nak(pause.until - now + Math.random() * 1_000);
-              stats.jobsSpilled++;
-            }
-          }
+          if (pause.until - now > LONG_PAUSE_MS) spill(state, pause.until - now);
           wait(state, ctx, pause.until, `paused: ${pause.reason}`);
           return;
         }
       }
       status.pausedUntil = undefined;
       status.pauseReason = undefined;
-      const slot = await ledger.reserve(head.checks, now);
+      const checks = await withSlowdowns(head);
+      const slot = await ledger.reserve(checks, now);
       if (!slot.granted) {
+        if (slot.retryAt - now > LONG_PAUSE_MS) spill(state, slot.retryAt - now);
         wait(state, ctx, slot.retryAt, slot.reason);
         return;
       }
       state.parked.shift();
       head.reservation = slot.id;
+      head.reservedChecks = checks;
       head.reservedAt = now;
       state.inFlight++;
       tell(deps.pool, { type: 'call', work: head, replyTo: ctx.self });
@@ -86,6 +88,32 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
     if (state.parked.length === 0 && state.inFlight === 0) {
       state.idleSince = services.now();
       wakeAt(state, ctx, state.idleSince + config.node.passivateAfter);
+    }
+  };
+
+  /** A slowed scope adds a limit of one call per interval, kept in the ledger like any other. */
+  const withSlowdowns = async (work: Work): Promise<LimitCheck[]> => {
+    let checks = work.checks;
+    for (const pauseKey of work.pauseKeys) {
+      const slowdown = await ledger.slowedBy(pauseKey, services.now());
+      if (slowdown === undefined) continue;
+      if (checks === work.checks) checks = [...work.checks];
+      checks.push({
+        key: `slow|${pauseKey}|${slowdown.intervalMs}`,
+        limit: 1,
+        windowMs: slowdown.intervalMs,
+        reset: 'rolling',
+        weight: 1,
+      });
+    }
+    return checks;
+  };
+
+  /** Waiting for long (a daily quota spent, a long pause): the jobs wait in JetStream, not in memory. */
+  const spill = (state: ThrottleState, delayMs: number): void => {
+    for (let work = state.parked.shift(); work !== undefined; work = state.parked.shift()) {
+      work.message.nak(delayMs + Math.random() * 1_000);
+      stats.jobsSpilled++;
     }
   };
 
@@ -119,8 +147,9 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
           return state;
         }
         if (state.parked.length >= config.node.maxParkedPerKey) {
-          // Bounded memory: the key holds enough; the job waits in JetStream until about when it could go.
-          const delay = Math.max(1_000, (state.status.waitUntil ?? services.now()) - services.now());
+          // Bounded memory: the key holds enough; the job waits in JetStream until about when its
+          // turn would come (the parked jobs ahead of it, at the key's strictest pace).
+          const delay = Math.max(1_000, state.parked.length * paceMs(message.work.checks));
           message.work.message.nak(delay);
           stats.jobsSpilled++;
           return state;

@@ -4,6 +4,7 @@ import { tryParseJson } from '../limits/json-path.ts';
 import { resolveTemplate } from '../limits/limit-keys.ts';
 import { nextPage, pageUrl } from '../limits/pagination.ts';
 import { classifyResponse } from '../limits/signals.ts';
+import { usageAdvice } from '../limits/usage.ts';
 import type { Work } from '../messages/work.ts';
 import { checkUrlAllowed, redactUrl } from '../messages/url-policy.ts';
 import { pageObjectKey } from '../messages/object-key.ts';
@@ -41,7 +42,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
       onSend: (at) => {
         // The slot counts from when the call really leaves, not from when it was granted.
         if (work.reservation !== undefined && at > (work.reservedAt ?? at))
-          void services.ledger.markSent(work.reservation, work.checks, at);
+          void services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
       },
     });
   } catch (error) {
@@ -56,6 +57,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     services.stats.recordLatency(services.now() - started);
   }
   work.lastStatus = response.status;
+  await applyUsage(work, response.headers, services);
   let parsed: unknown;
   let parsedDone = false;
   const json = (): unknown => {
@@ -110,6 +112,22 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   work.page++;
   work.request = next.request;
   return { kind: 'next-page' };
+}
+
+/** Pauses or slows the scopes a platform's usage headers say are nearly spent (every node sees it). */
+async function applyUsage(
+  work: Work,
+  headers: Record<string, string>,
+  services: NodeServices,
+): Promise<void> {
+  const source = services.config.sources[work.job.source];
+  const now = services.now();
+  for (const advice of usageAdvice(headers, source?.usage, now)) {
+    const scope = resolveTemplate(advice.scope, { ...work.job, node: services.nodeName });
+    if (scope === undefined) continue;
+    if (advice.action === 'pause') await services.ledger.pause(scope, advice.until, advice.reason);
+    else await services.ledger.slow(scope, advice.until, advice.intervalMs, advice.reason);
+  }
 }
 
 function buildRequest(work: Work, services: NodeServices): HttpRequest {

@@ -36,7 +36,12 @@ export const PLATFORM_SIGNALS: Record<string, SourceInput['signals']> = {
       name: 'google-resource-exhausted',
       match: { status: 429, body: { path: 'error.status', in: ['RESOURCE_EXHAUSTED'] } },
       scope: '{source}/{account}',
-      action: { type: 'pause', for: '5s' },
+      // Google says how long in the body: error.details[].errors[].details.quotaErrorDetails.retryDelay.
+      action: {
+        type: 'pause',
+        for: '5s',
+        delayPath: 'error.details.0.errors.0.details.quotaErrorDetails.retryDelay',
+      },
     },
   ],
   naver: [
@@ -74,6 +79,7 @@ export function productionSources(): SourcesInput {
         { key: '{source}', limit: 200, per: '1h' },
       ],
       signals: PLATFORM_SIGNALS.meta,
+      usage: { kind: 'meta' },
       apis: { insights: { concurrency: 1, paginate: { next: 'paging.next' } } },
     },
     google: {
@@ -162,6 +168,7 @@ export function emulatorSources(emulatorHostPort: string, limits: DemoLimits | u
           ? []
           : [{ key: '{source}/{account}', limit: limits.perAccount, per: limits.perMs }],
       signals: PLATFORM_SIGNALS[platform] ?? [],
+      ...(platform === 'meta' ? { usage: { kind: 'meta' as const } } : {}),
       apis: apis[platform] ?? { report: { paginate: { next: 'next' } } },
     };
   }

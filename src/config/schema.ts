@@ -74,7 +74,12 @@ const SignalSchema = z.strictObject({
   /** Which calls the signal stops: a limit-key template such as `{source}/{account}`. */
   scope: template.default('{source}/{api}/{account}'),
   action: z.discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('pause'), for: duration.optional() }),
+    z.strictObject({
+      type: z.literal('pause'),
+      for: duration.optional(),
+      /** A JSON path to the platform's own delay (Google's `retryDelay: "5s"`). */
+      delayPath: z.string().min(1).optional(),
+    }),
     z.strictObject({ type: z.literal('pause-until'), reset: z.literal('utc-day') }),
     z.strictObject({
       type: z.literal('slow'),
@@ -82,6 +87,19 @@ const SignalSchema = z.strictObject({
       for: duration.optional(),
     }),
   ]),
+});
+
+/** Reading a platform's usage headers to slow down before its limit (Meta). */
+const UsageSchema = z.strictObject({
+  kind: z.literal('meta'),
+  /** Usage percentage from which calls of the scope are spaced out. */
+  slowAt: z.number().min(0).max(100).default(75),
+  /** Usage percentage from which the scope pauses until its window resets. */
+  pauseAt: z.number().min(0).max(100).default(95),
+  /** Spacing at slowAt; it doubles every 5 points above. */
+  slowInterval: duration.default(2_000),
+  /** How long a slowdown lasts unless renewed by the next answer. */
+  slowFor: duration.default(60_000),
 });
 
 const ApiSchema = z.strictObject({
@@ -103,6 +121,7 @@ const SourceSchema = z.strictObject({
   auth: z.record(z.string(), AuthSchema).default({}),
   limits: z.array(LimitSchema).default([]),
   signals: z.array(SignalSchema).default([]),
+  usage: UsageSchema.optional(),
   apis: z.record(z.string().min(1), ApiSchema).refine((apis) => Object.keys(apis).length > 0, {
     message: 'a source needs at least one api',
   }),
@@ -157,6 +176,7 @@ export type SourceConfig = z.output<typeof SourceSchema>;
 export type ApiConfig = z.output<typeof ApiSchema>;
 export type LimitConfig = z.output<typeof LimitSchema>;
 export type SignalConfig = z.output<typeof SignalSchema>;
+export type UsageConfig = z.output<typeof UsageSchema>;
 export type AuthConfig = z.output<typeof AuthSchema>;
 export type PaginateConfig = z.output<typeof PaginateSchema>;
 export type NodeSettings = z.output<typeof NodeSchema>;

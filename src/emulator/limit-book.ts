@@ -25,6 +25,8 @@ export interface LimitVerdict {
   strictest: RuleHit | undefined;
   /** Share of the strictest window used, 0–100 (integer). */
   usedPct: number;
+  /** The same over app-wide windows only (platform, platform-report, ip): Meta's X-App-Usage. */
+  appUsedPct: number;
   /** Ms until every applying limit would take one more call (0 when all would now). */
   retryAfterMs: number;
   /** This arrival went over the account's daily quota. */
@@ -118,6 +120,7 @@ export class LimitBook {
     const broken: RuleHit[] = [];
     let strictest: RuleHit | undefined;
     let strictestUse = -1;
+    let appUse = 0;
     let retryAfterMs = 0;
     // The account key is always kept, so reports show per-account gaps even without limits.
     this.touchKey(scopeKey('account', call), now, seq, false);
@@ -131,6 +134,13 @@ export class LimitBook {
       const hit = { rule: entry.rule, key, result };
       if (result.violated) broken.push(hit);
       const use = result.count / entry.rule.limit;
+      if (
+        entry.rule.scope === 'platform' ||
+        entry.rule.scope === 'platform-report' ||
+        entry.rule.scope === 'ip'
+      ) {
+        appUse = Math.max(appUse, use);
+      }
       if (use > strictestUse || (use === strictestUse && result.resetInMs > strictest!.result.resetInMs)) {
         strictest = hit;
         strictestUse = use;
@@ -161,6 +171,7 @@ export class LimitBook {
       broken,
       strictest,
       usedPct: Math.min(100, Math.round(Math.max(0, strictestUse) * 100)),
+      appUsedPct: Math.min(100, Math.round(appUse * 100)),
       retryAfterMs,
       quotaExceeded,
       quotaResetMs,

@@ -308,6 +308,7 @@ class Emulator {
     return {
       account,
       usedPct: verdict.quotaExceeded ? 100 : verdict.usedPct,
+      appUsedPct: verdict.appUsedPct,
       retryAfterMs: !throttled ? 0 : verdict.quotaExceeded ? verdict.quotaResetMs : verdict.retryAfterMs,
       strictest:
         s === undefined

@@ -15,6 +15,8 @@ export interface Usage {
   account: string;
   /** Share of the strictest applying window used, 0–100. */
   usedPct: number;
+  /** Share used of app-wide windows only (X-App-Usage), 0–100; usedPct when absent. */
+  appUsedPct?: number;
   /** Ms until every applying limit takes one more call (0 when they all would now). */
   retryAfterMs: number;
   /** The strictest applying limit; undefined when no limit applies. */
@@ -94,7 +96,11 @@ export function usageHeaders(style: EmulatorStyle, usage: Usage): Record<string,
         reset_time_duration: resetS,
         ads_api_access_tier: 'standard_access',
       }),
-      'x-app-usage': JSON.stringify({ call_count: p, total_time: p, total_cputime: p }),
+      'x-app-usage': JSON.stringify({
+        call_count: usage.appUsedPct ?? p,
+        total_time: usage.appUsedPct ?? p,
+        total_cputime: usage.appUsedPct ?? p,
+      }),
     };
   }
   if (style === 'generic' && usage.strictest !== undefined) {

@@ -1,8 +1,8 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { LimitCheck, RateLedger, Reservation } from './ledger.ts';
-import { describeLimit } from './memory-ledger.ts';
+import { laterOf, type LimitCheck, type RateLedger, type Reservation, type Slowdown } from './ledger.ts';
+import { current, describeLimit } from './memory-ledger.ts';
 import { nextUtcMidnight, utcDayStart } from './window-log.ts';
 
 export const LEDGER_BUCKET = 'PRISM_LEDGER';
@@ -27,10 +27,12 @@ export class KvLedger implements RateLedger {
   private readonly kv: KV;
   private readonly cache = new Map<string, Cached>();
   private readonly pauses = new Map<string, { until: number; reason: string }>();
+  private readonly slowdowns = new Map<string, Slowdown>();
   private readonly reservedAt = new Map<number, number>();
   private readonly marginMs: number;
   private readonly log: Logger | undefined;
-  private watching: Promise<void> | undefined;
+  private readonly watches: Array<Promise<void>> = [];
+  private readonly stopWatches: Array<() => void> = [];
   private closed = false;
   conflicts = 0;
 
@@ -106,46 +108,62 @@ export class KvLedger implements RateLedger {
   }
 
   async pause(key: string, until: number, reason: string): Promise<void> {
-    const current = this.pauses.get(key);
-    if (current !== undefined && current.until >= until) return;
-    this.pauses.set(key, { until, reason });
-    await this.kv.put(`p.${kvKey(key)}`, JSON.stringify({ key, until, reason }));
+    const kept = laterOf(this.pauses.get(key), { until, reason });
+    this.pauses.set(key, kept);
+    await this.kv.put(`p.${kvKey(key)}`, JSON.stringify({ key, ...kept }));
   }
 
   async pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined> {
-    const pause = this.pauses.get(key);
-    if (pause === undefined) return undefined;
-    if (pause.until <= now) {
-      this.pauses.delete(key);
-      return undefined;
-    }
-    return pause;
+    return current(this.pauses, key, now);
+  }
+
+  async slow(key: string, until: number, intervalMs: number, reason: string): Promise<void> {
+    const kept = laterOf(this.slowdowns.get(key), { until, intervalMs, reason });
+    this.slowdowns.set(key, kept);
+    await this.kv.put(`s.${kvKey(key)}`, JSON.stringify({ key, ...kept }));
+  }
+
+  async slowedBy(key: string, now: number): Promise<Slowdown | undefined> {
+    return current(this.slowdowns, key, now);
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const stop of this.stopWatches) stop();
   }
 
-  /** Keeps `pauses` equal to every node's pauses (a pause set on one node holds on all). */
+  /**
+   * Keeps `pauses` and `slowdowns` equal to every node's (a pause set on one node holds on all).
+   * Two watches, not one with two keys: that needs filter_subjects, which nats-server 2.9 drops
+   * silently (the watch would then stream every ledger update).
+   */
   private async watchPauses(): Promise<void> {
-    const iterator = await this.kv.watch({ key: 'p.>' });
-    this.watching = (async () => {
-      for await (const entry of iterator) {
-        if (this.closed) {
-          iterator.stop();
-          break;
-        }
-        if (entry.operation !== 'PUT') continue;
-        try {
-          const pause = entry.json<{ key: string; until: number; reason: string }>();
-          const current = this.pauses.get(pause.key);
-          if (current === undefined || current.until < pause.until)
-            this.pauses.set(pause.key, { until: pause.until, reason: pause.reason });
-        } catch (error) {
-          this.log?.warn({ err: error }, 'ignoring a malformed pause in the ledger');
-        }
-      }
-    })().catch((error: unknown) => this.log?.warn({ err: error }, 'ledger pause watch ended'));
+    for (const prefix of ['p', 's'] as const) {
+      const iterator = await this.kv.watch({ key: `${prefix}.>` });
+      this.watches.push(
+        (async () => {
+          for await (const entry of iterator) {
+            if (this.closed) {
+              iterator.stop();
+              break;
+            }
+            if (entry.operation !== 'PUT') continue;
+            try {
+              const { key, ...value } = entry.json<{ key: string } & Slowdown>();
+              if (prefix === 's') this.slowdowns.set(key, laterOf(this.slowdowns.get(key), value));
+              else
+                this.pauses.set(
+                  key,
+                  laterOf(this.pauses.get(key), { until: value.until, reason: value.reason }),
+                );
+            } catch (error) {
+              this.log?.warn({ err: error }, 'ignoring a malformed pause in the ledger');
+            }
+          }
+        })().catch((error: unknown) => this.log?.warn({ err: error }, 'ledger pause watch ended')),
+      );
+      this.stopWatches.push(() => iterator.stop());
+    }
   }
 
   private async read(key: string): Promise<Cached> {

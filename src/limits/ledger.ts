@@ -28,5 +28,27 @@ export interface RateLedger {
   pause(key: string, until: number, reason: string): Promise<void>;
   /** The pause in force for a key at `now`, if any. */
   pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined>;
+  /**
+   * Slows every call of a scope key until `until`: at most one call per `intervalMs` (a platform
+   * said its quota is nearly used, e.g. Meta's usage headers at 80%).
+   */
+  slow(key: string, until: number, intervalMs: number, reason: string): Promise<void>;
+  slowedBy(key: string, now: number): Promise<Slowdown | undefined>;
   close(): Promise<void>;
+}
+
+export interface Slowdown {
+  until: number;
+  intervalMs: number;
+  reason: string;
+}
+
+/** Merges a new pause or slowdown with the current one: the later end wins, then the slower pace. */
+export function laterOf<T extends { until: number; intervalMs?: number }>(
+  current: T | undefined,
+  next: T,
+): T {
+  if (current === undefined || next.until > current.until) return next;
+  if (next.until === current.until && (next.intervalMs ?? 0) > (current.intervalMs ?? 0)) return next;
+  return current;
 }

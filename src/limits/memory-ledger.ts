@@ -1,4 +1,4 @@
-import type { LimitCheck, RateLedger, Reservation } from './ledger.ts';
+import { laterOf, type LimitCheck, type RateLedger, type Reservation, type Slowdown } from './ledger.ts';
 import { nextUtcMidnight, utcDayStart, WindowLog } from './window-log.ts';
 
 /**
@@ -8,6 +8,7 @@ import { nextUtcMidnight, utcDayStart, WindowLog } from './window-log.ts';
 export class MemoryLedger implements RateLedger {
   private readonly logs = new Map<string, WindowLog>();
   private readonly pauses = new Map<string, { until: number; reason: string }>();
+  private readonly slowdowns = new Map<string, Slowdown>();
   private nextId = 1;
   private readonly marginMs: number;
 
@@ -49,18 +50,19 @@ export class MemoryLedger implements RateLedger {
   }
 
   async pause(key: string, until: number, reason: string): Promise<void> {
-    const current = this.pauses.get(key);
-    if (current === undefined || current.until < until) this.pauses.set(key, { until, reason });
+    this.pauses.set(key, laterOf(this.pauses.get(key), { until, reason }));
+  }
+
+  async slow(key: string, until: number, intervalMs: number, reason: string): Promise<void> {
+    this.slowdowns.set(key, laterOf(this.slowdowns.get(key), { until, intervalMs, reason }));
+  }
+
+  async slowedBy(key: string, now: number): Promise<Slowdown | undefined> {
+    return current(this.slowdowns, key, now);
   }
 
   async pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined> {
-    const pause = this.pauses.get(key);
-    if (pause === undefined) return undefined;
-    if (pause.until <= now) {
-      this.pauses.delete(key);
-      return undefined;
-    }
-    return pause;
+    return current(this.pauses, key, now);
   }
 
   /** Forgets keys with no call in any window (memory stays bounded by live keys). */
@@ -95,4 +97,19 @@ export class MemoryLedger implements RateLedger {
 export function describeLimit(check: LimitCheck): string {
   const per = check.reset === 'utc-day' ? 'UTC day' : `${check.windowMs}ms`;
   return `limit ${check.limit}/${per} on ${check.key}`;
+}
+
+/** The entry for `key` while it lasts (expired ones are dropped). */
+export function current<T extends { until: number }>(
+  entries: Map<string, T>,
+  key: string,
+  now: number,
+): T | undefined {
+  const entry = entries.get(key);
+  if (entry === undefined) return undefined;
+  if (entry.until <= now) {
+    entries.delete(key);
+    return undefined;
+  }
+  return entry;
 }

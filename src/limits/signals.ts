@@ -1,4 +1,5 @@
 import type { SignalConfig } from '../config/schema.ts';
+import { parseDuration } from '../config/duration.ts';
 import { readPath } from './json-path.ts';
 import { nextUtcMidnight } from './window-log.ts';
 
@@ -35,10 +36,17 @@ export function classifyResponse(
     const hinted = retryAfter(response.headers, now);
     let until: number;
     switch (signal.action.type) {
-      case 'pause':
-        until =
-          signal.action.for !== undefined ? now + signal.action.for : (hinted ?? now + DEFAULT_PAUSE_MS);
+      case 'pause': {
+        // The delay the platform wrote in its body, else the configured one, else Retry-After.
+        const own =
+          signal.action.delayPath !== undefined
+            ? delayFromBody(response.json, signal.action.delayPath)
+            : undefined;
+        if (own !== undefined) until = now + own;
+        else if (signal.action.for !== undefined) until = now + signal.action.for;
+        else until = hinted ?? now + DEFAULT_PAUSE_MS;
         break;
+      }
       case 'pause-until':
         until = nextUtcMidnight(now);
         break;
@@ -79,6 +87,18 @@ export function classifyResponse(
     };
   }
   return { kind: 'reject', reason: `HTTP ${status}: ${excerpt(response.bodyText())}` };
+}
+
+/** A delay the platform wrote in its body: seconds as a number, or a duration such as "5s". */
+function delayFromBody(json: unknown, path: string): number | undefined {
+  const value = readPath(json, path);
+  if (typeof value === 'number' && value >= 0) return value * 1000;
+  if (typeof value !== 'string') return undefined;
+  try {
+    return parseDuration(value);
+  } catch {
+    return undefined;
+  }
 }
 
 function matches(signal: SignalConfig, response: ResponseView): boolean {

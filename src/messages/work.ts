@@ -29,5 +29,7 @@ export interface Work {
   /** Ledger id of the slot taken for the call in progress, and when it was taken. */
   reservation?: number;
   reservedAt?: number;
+  /** The limits that slot was taken in (the job's, plus any slowdown in force). */
+  reservedChecks?: LimitCheck[];
   lastStatus?: number;
 }

@@ -194,7 +194,8 @@ describe('emulator server', () => {
       expect(JSON.parse(first.headers['x-ad-account-usage'] as string)).toMatchObject({
         acc_id_util_pct: 50,
       });
-      expect(JSON.parse(first.headers['x-app-usage'] as string)).toMatchObject({ call_count: 50 });
+      // Only app-wide windows count in X-App-Usage; this limit is per account.
+      expect(JSON.parse(first.headers['x-app-usage'] as string)).toMatchObject({ call_count: 0 });
       await call('/meta/act_7/insights?access_token=t');
       const third = await call('/meta/act_7/insights?access_token=t');
       expect(third.status).toBe(400);
