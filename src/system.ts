@@ -19,6 +19,7 @@ import { preciseNow, type NodeServices } from './actors/services.ts';
 import { spawnThrottle } from './actors/throttle.ts';
 import { KvAttemptLog, type AttemptLog } from './bus/attempt-log.ts';
 import { JobSource } from './bus/job-source.ts';
+import { KvCheckpointStore } from './bus/checkpoints.ts';
 import { connectNats } from './bus/nats-connection.ts';
 import { JetStreamPublisher } from './bus/publisher.ts';
 import { defaultStreamSettings, ensureStreams } from './bus/streams.ts';
@@ -97,6 +98,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     storage,
     publisher: new JetStreamPublisher(js),
     attempts,
+    checkpoints: await KvCheckpointStore.open(nc),
     credentials,
     stats,
     now: preciseNow,

@@ -148,6 +148,9 @@ async function toWork(
   // A first delivery is the first attempt; only a redelivery needs the attempt log.
   const attempt =
     message.deliveryCount <= 1 ? 1 : (await services.attempts.failures(job.id).catch(() => 0)) + 1;
+  // A redelivered paginated job continues after the last page it stored.
+  const checkpoint =
+    message.deliveryCount > 1 ? await services.checkpoints.load(job.id).catch(() => undefined) : undefined;
   return {
     job,
     key: throttleKey(job),
@@ -155,10 +158,10 @@ async function toWork(
     checks: checks.checks,
     pauseKeys,
     attempt,
-    page: 0,
-    request: { url: job.request.url, query: job.request.query },
-    objects: [],
-    startedAt: services.now(),
+    page: checkpoint?.page ?? 0,
+    request: checkpoint?.request ?? { url: job.request.url, query: job.request.query },
+    objects: checkpoint?.objects ?? [],
+    startedAt: checkpoint?.startedAt ?? services.now(),
     throttled: 0,
   };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AttemptLog } from '../bus/attempt-log.ts';
+import type { CheckpointStore } from '../bus/checkpoints.ts';
 import type { EventPublisher } from '../bus/publisher.ts';
 import type { CredentialStore } from '../config/credentials.ts';
 import type { PrismConfig } from '../config/schema.ts';
@@ -20,6 +21,7 @@ export interface NodeServices {
   storage: ObjectStorage;
   publisher: EventPublisher;
   attempts: AttemptLog;
+  checkpoints: CheckpointStore;
   credentials: CredentialStore;
   stats: NodeStats;
   /** Wall-clock milliseconds with sub-millisecond precision (shared by all nodes' ledgers). */

@@ -6,7 +6,7 @@ import { nextPage, pageUrl } from '../limits/pagination.ts';
 import { classifyResponse } from '../limits/signals.ts';
 import { usageAdvice } from '../limits/usage.ts';
 import type { Work } from '../messages/work.ts';
-import { checkUrlAllowed, redactUrl } from '../messages/url-policy.ts';
+import { checkUrlAllowed, redactUrl, stripCredentials } from '../messages/url-policy.ts';
 import { pageObjectKey } from '../messages/object-key.ts';
 import { backoffDelay } from '../runtime/backoff.ts';
 
@@ -95,7 +95,12 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   }
 
   const key = pageObjectKey(job, work.page);
-  const stored = await putWithRetry(key, response, services);
+  const secret = job.auth !== undefined ? services.credentials.get(job.source, job.auth)?.secret : undefined;
+  const stored = await putWithRetry(
+    key,
+    { ...response, body: withoutSecret(response.body, secret) },
+    services,
+  );
   if (stored === undefined) return { kind: 'retry', reason: `storage unavailable for ${key}` };
   work.objects.push(stored);
   services.stats.pagesStored++;
@@ -110,7 +115,15 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   if (nextProblem !== undefined)
     return { kind: 'reject', reason: `next page ${redactUrl(next.request.url)}: ${nextProblem}` };
   work.page++;
-  work.request = next.request;
+  // Credentials the platform echoed into its next URL are not kept; the node adds its own per call.
+  work.request = { url: stripCredentials(next.request.url), query: next.request.query };
+  // The page is stored: from here a redelivered job continues with the next one.
+  await services.checkpoints.save(job.id, {
+    page: work.page,
+    request: work.request,
+    objects: work.objects,
+    startedAt: work.startedAt,
+  });
   return { kind: 'next-page' };
 }
 
@@ -128,6 +141,12 @@ async function applyUsage(
     if (advice.action === 'pause') await services.ledger.pause(scope, advice.until, advice.reason);
     else await services.ledger.slow(scope, advice.until, advice.intervalMs, advice.reason);
   }
+}
+
+/** Platforms echo the caller's token (Meta's paging.next): it must not land in stored objects. */
+export function withoutSecret(body: Buffer, secret: string | undefined): Buffer {
+  if (secret === undefined || secret.length < 4 || body.indexOf(secret) < 0) return body;
+  return Buffer.from(body.toString('utf8').replaceAll(secret, 'REDACTED'), 'utf8');
 }
 
 function buildRequest(work: Work, services: NodeServices): HttpRequest {

@@ -4,6 +4,7 @@ import type { DeadLetter, ResultEvent } from '../messages/result.ts';
 import type { KeyParts } from '../messages/subject.ts';
 import type { Work } from '../messages/work.ts';
 import { backoffDelay } from '../runtime/backoff.ts';
+import { redactJobText } from '../messages/job.ts';
 
 /**
  * How a job leaves the node. The JetStream message is acked only after what the job produced
@@ -29,6 +30,7 @@ export async function finishJob(work: Work, services: NodeServices): Promise<voi
   if (Object.keys(job.meta).length > 0) event.meta = job.meta;
   await withRetries(() => services.publisher.result(event), 'publishing a result', services);
   await work.message.ack();
+  if (work.page > 0) await services.checkpoints.clear(job.id).catch(() => undefined);
   if (work.attempt > 1) await services.attempts.clear(job.id).catch(() => undefined);
   services.stats.jobsDone++;
 }
@@ -65,6 +67,7 @@ export async function deadLetterWork(
   services: NodeServices,
 ): Promise<void> {
   const { job } = work;
+  if (work.page > 0) await services.checkpoints.clear(job.id).catch(() => undefined);
   await deadLetter(
     work.message,
     { source: job.source, api: job.api, account: job.account },
@@ -85,7 +88,7 @@ export async function deadLetter(
   },
   services: NodeServices,
 ): Promise<void> {
-  const text = Buffer.from(message.data).toString('utf8');
+  const text = redactJobText(Buffer.from(message.data).toString('utf8'));
   const letter: DeadLetter = {
     ...(detail.id !== undefined ? { id: detail.id } : {}),
     ...(parts !== undefined ? { source: parts.source, api: parts.api, account: parts.account } : {}),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { PrismConfig, SourceConfig } from '../config/schema.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { parseJobSubject, type KeyParts } from './subject.ts';
-import { checkUrlAllowed } from './url-policy.ts';
+import { checkUrlAllowed, redactUrl } from './url-policy.ts';
 
 /** A validated collection job: one API request (and its pages) for one key. */
 export interface Job {
@@ -143,6 +143,35 @@ export function parseJob(input: ParseJobInput, config: PrismConfig): JobParse {
   const job: Job = { id, ...parts, request: value.request, meta: value.meta };
   if (value.auth !== undefined) job.auth = value.auth;
   return { ok: true, job };
+}
+
+/**
+ * A job's text with anything that looks like a credential blanked (secret-named headers and
+ * query parameters, user-info and credential parameters in the URL): a job rejected for carrying
+ * a secret goes to the DLQ without it.
+ */
+export function redactJobText(text: string): string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return text.replace(
+      /((?:access_token|token|api_key|apikey|secret|password|authorization)"?\s*[:=]\s*"?)[^"&\s,}]+/gi,
+      '$1REDACTED',
+    );
+  }
+  const request = (value as { request?: Record<string, unknown> } | null)?.request;
+  if (request === null || typeof request !== 'object') return text;
+  for (const field of ['headers', 'query'] as const) {
+    const entries = request[field];
+    if (entries === null || typeof entries !== 'object') continue;
+    for (const name of Object.keys(entries)) {
+      if (SECRET_NAME.test(name) || RESERVED_HEADERS.has(name.toLowerCase()))
+        (entries as Record<string, unknown>)[name] = 'REDACTED';
+    }
+  }
+  if (typeof request.url === 'string') request.url = redactUrl(request.url);
+  return JSON.stringify(value);
 }
 
 /** The same job always gets the same id, so a re-published job overwrites its own objects. */

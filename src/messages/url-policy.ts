@@ -56,6 +56,22 @@ export function redactUrl(url: string): string {
   return parsed.toString();
 }
 
+/** A URL with credential parameters and user-info removed, still usable for the next call. */
+export function stripCredentials(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  parsed.username = '';
+  parsed.password = '';
+  for (const name of [...parsed.searchParams.keys()]) {
+    if (CREDENTIAL_PARAMS.test(name)) parsed.searchParams.delete(name);
+  }
+  return parsed.toString();
+}
+
 function truncate(text: string): string {
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }
