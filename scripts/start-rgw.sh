@@ -63,7 +63,15 @@ if [ "${NEW:-0}" = 1 ]; then
   c ceph osd crush move localhost root=default >/dev/null
   c ceph osd crush add osd.0 1.0 host=localhost >/dev/null
 fi
-ceph-osd -c "$CONF" -i 0 -f >>"$D/log/osd.out" 2>&1 & echo $! >"$D/run/osd.pid"
+start_osd() { ceph-osd -c "$CONF" -i 0 -f >>"$D/log/osd.out" 2>&1 & echo $! >"$D/run/osd.pid"; }
+start_osd
+# Under load the OSD can ask the monitor for its crush class before it knows the cluster's fsid
+# ("wrong fsid", then it aborts): start it again until it reports up.
+for i in $(seq 1 90); do
+  c ceph osd dump 2>/dev/null | grep -q '^osd.0 up' && break
+  if ! kill -0 "$(cat "$D/run/osd.pid")" 2>/dev/null; then echo "ceph-osd exited; starting it again" >&2; start_osd; fi
+  sleep 1
+done
 radosgw -c "$CONF" -n client.rgw.local -f >>"$D/log/rgw.out" 2>&1 & echo $! >"$D/run/rgw.pid"
 for i in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.5; done
 curl -sf -o /dev/null "http://127.0.0.1:$PORT/" || { echo "radosgw did not come up; see $D/log" >&2; exit 1; }
