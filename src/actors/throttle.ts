@@ -55,6 +55,11 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
     const { status } = state;
     while (state.parked.length > 0 && state.inFlight < deps.concurrency) {
       const head = state.parked.peekFront() as Work;
+      if (head.message.settled) {
+        // Handed back to JetStream already (after a crash): a redelivery will bring it again.
+        state.parked.shift();
+        continue;
+      }
       const now = services.now();
       for (const pauseKey of head.pauseKeys) {
         const pause = await ledger.pausedUntil(pauseKey, now);
@@ -230,6 +235,8 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
         services.log.error({ err: error, key, crashes, message: message?.type }, 'throttle actor crashed');
         // A job in the dropped message goes back to JetStream (never dropped silently).
         if (message !== undefined && 'work' in message) message.work.message.nak(1_000);
+        // The dropped message may have been the wake-up the parked jobs wait for: send another.
+        setTimeout(() => tell(self, { type: 'wake' }), 1_000).unref();
       },
     },
     afterStop: (state) => {

@@ -29,7 +29,7 @@ export async function finishJob(work: Work, services: NodeServices): Promise<voi
   };
   if (Object.keys(job.meta).length > 0) event.meta = job.meta;
   await withRetries(() => services.publisher.result(event), 'publishing a result', services);
-  await work.message.ack();
+  await ackOrLeave(work.message, services);
   if (work.page > 0) await services.checkpoints.clear(job.id).catch(() => undefined);
   if (work.attempt > 1) await services.attempts.clear(job.id).catch(() => undefined);
   services.stats.jobsDone++;
@@ -103,12 +103,27 @@ export async function deadLetter(
     at: new Date().toISOString(),
   };
   await withRetries(() => services.publisher.deadLetter(letter), 'publishing a dead letter', services);
-  await message.ack();
+  await ackOrLeave(message, services);
   services.stats.jobsDeadLettered++;
   services.log.warn(
     { job: detail.id, subject: message.subject, kind: detail.kind, reason: detail.reason },
     'job dead-lettered',
   );
+}
+
+/**
+ * An ack that fails (NATS restarting) is not the job's fault: JetStream redelivers it after
+ * ack_wait, and the redelivery overwrites the same objects and result id.
+ */
+async function ackOrLeave(message: JobMessage, services: NodeServices): Promise<void> {
+  try {
+    await message.ack();
+  } catch (error) {
+    services.log.warn(
+      { err: error, subject: message.subject },
+      'ack failed; JetStream will redeliver the job',
+    );
+  }
 }
 
 /** NATS may be reconnecting: try for a while before giving up (the job is then redelivered). */
