@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -23,27 +23,29 @@ export class FileStorage implements ObjectStorage {
     const path = this.pathOf(key);
     await mkdir(dirname(path), { recursive: true });
     const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const measure = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    const source =
-      body instanceof Readable
-        ? body
-        : Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
     try {
-      await pipeline(source, measure, createWriteStream(temp));
+      if (!(body instanceof Readable)) {
+        // A page already in memory (the usual case): one write, no stream machinery per page.
+        await writeFile(temp, body);
+        await rename(temp, path);
+        return { key, bytes: body.byteLength, sha256: createHash('sha256').update(body).digest('hex') };
+      }
+      const hash = createHash('sha256');
+      let bytes = 0;
+      const measure = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          bytes += chunk.length;
+          callback(null, chunk);
+        },
+      });
+      await pipeline(body, measure, createWriteStream(temp));
       await rename(temp, path);
+      return { key, bytes, sha256: hash.digest('hex') };
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
     }
-    return { key, bytes, sha256: hash.digest('hex') };
   }
 
   async get(key: string): Promise<Buffer | undefined> {
