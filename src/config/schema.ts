@@ -160,13 +160,67 @@ const NodeSchema = z.strictObject({
   drainTimeout: duration.default(20_000),
 });
 
+const NatsTlsSchema = z.strictObject({
+  /** PEM file of the CA that signed the server's certificate (default: the system's CAs). */
+  caFile: z.string().min(1).optional(),
+  /** Client certificate and its key, for servers that ask for one (mutual TLS). */
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  /** TLS before the server's INFO (server option `handshake_first`, nats-server 2.10+). */
+  handshakeFirst: z.boolean().optional(),
+});
+
+/**
+ * How to reach NATS. Secrets are named by environment variable or file, never written here.
+ * Messages name the CLI's environment variables too, as `prism` checks those with this schema.
+ */
+export const NatsSchema = z
+  .strictObject({
+    /** Server URL(s), comma-separated; `tls://` requires TLS. */
+    url: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    passwordEnv: z.string().min(1).optional(),
+    passwordFile: z.string().min(1).optional(),
+    tokenEnv: z.string().min(1).optional(),
+    tokenFile: z.string().min(1).optional(),
+    /** A user nkey seed (`SU…`), the server knowing its public key. */
+    nkeySeedEnv: z.string().min(1).optional(),
+    nkeySeedFile: z.string().min(1).optional(),
+    /** A `.creds` file: user JWT and nkey seed (operator/JWT mode). */
+    credsFile: z.string().min(1).optional(),
+    /** Present (even `{}`): TLS is required. */
+    tls: NatsTlsSchema.optional(),
+  })
+  .superRefine((nats, ctx) => {
+    const problem = (path: string[], message: string): void =>
+      ctx.addIssue({ code: 'custom', path, message });
+    const password = nats.passwordEnv !== undefined || nats.passwordFile !== undefined;
+    if (nats.passwordEnv !== undefined && nats.passwordFile !== undefined)
+      problem(['passwordFile'], 'give passwordEnv or passwordFile, not both');
+    if (nats.tokenEnv !== undefined && nats.tokenFile !== undefined)
+      problem(['tokenFile'], 'give tokenEnv or tokenFile, not both');
+    if (nats.nkeySeedEnv !== undefined && nats.nkeySeedFile !== undefined)
+      problem(['nkeySeedFile'], 'give nkeySeedEnv or nkeySeedFile, not both');
+    if (password && nats.user === undefined)
+      problem(['user'], 'a password needs a user (nats.user, NATS_USER)');
+    if (nats.user !== undefined && !password)
+      problem(['user'], 'a user needs a password: passwordEnv or passwordFile (NATS_PASSWORD)');
+    const methods = [
+      nats.user !== undefined || password ? 'user/password' : undefined,
+      nats.tokenEnv !== undefined || nats.tokenFile !== undefined ? 'token' : undefined,
+      nats.nkeySeedEnv !== undefined || nats.nkeySeedFile !== undefined ? 'nkey seed' : undefined,
+      nats.credsFile !== undefined ? 'creds file' : undefined,
+    ].filter((m) => m !== undefined);
+    if (methods.length > 1) problem([], `choose one way to log in to NATS, not ${methods.join(' and ')}`);
+    if (nats.tls?.certFile !== undefined && nats.tls.keyFile === undefined)
+      problem(['tls', 'keyFile'], 'tls.certFile needs tls.keyFile (NATS_CERT needs NATS_KEY)');
+    if (nats.tls?.keyFile !== undefined && nats.tls.certFile === undefined)
+      problem(['tls', 'certFile'], 'tls.keyFile needs tls.certFile (NATS_KEY needs NATS_CERT)');
+  });
+
 export const ConfigSchema = z.strictObject({
   node: NodeSchema.default(NodeSchema.parse({})),
-  nats: z
-    .strictObject({
-      url: z.string().optional(),
-    })
-    .default({}),
+  nats: NatsSchema.default({}),
   storage: z.string().optional(),
   sources: z.record(z.string().min(1), SourceSchema),
 });
@@ -180,4 +234,5 @@ export type UsageConfig = z.output<typeof UsageSchema>;
 export type AuthConfig = z.output<typeof AuthSchema>;
 export type PaginateConfig = z.output<typeof PaginateSchema>;
 export type NodeSettings = z.output<typeof NodeSchema>;
+export type NatsConfig = z.output<typeof NatsSchema>;
 export type PrismConfigInput = z.input<typeof ConfigSchema>;
