@@ -20,7 +20,7 @@ import { spawnThrottle } from './actors/throttle.ts';
 import { KvAttemptLog, type AttemptLog } from './bus/attempt-log.ts';
 import { JobSource } from './bus/job-source.ts';
 import { KvCheckpointStore } from './bus/checkpoints.ts';
-import { connectNats } from './bus/nats-connection.ts';
+import { connectNats, type NatsSecurity } from './bus/nats-connection.ts';
 import { JetStreamPublisher } from './bus/publisher.ts';
 import { defaultStreamSettings, ensureStreams } from './bus/streams.ts';
 import { CredentialStore } from './config/credentials.ts';
@@ -40,6 +40,8 @@ import type { ObjectStorage } from './storage/storage.ts';
 export interface NodeOptions {
   config: PrismConfig;
   natsUrl: string;
+  /** NATS credentials and TLS (names of env vars and files); default: config.nats. */
+  natsSecurity?: NatsSecurity;
   /** `file:./data`, `s3://bucket/prefix`, or a ready storage. */
   storage: string | ObjectStorage;
   name?: string;
@@ -75,7 +77,13 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const storage = typeof options.storage === 'string' ? openStorage(options.storage) : options.storage;
   const concurrency = options.concurrency ?? config.node.concurrency;
 
-  const nc: NatsConnection = await connectNats({ url: options.natsUrl, name: `prism-${name}` });
+  const nc: NatsConnection = await connectNats({
+    url: options.natsUrl,
+    name: `prism-${name}`,
+    security: options.natsSecurity ?? config.nats,
+    env: options.env,
+    log,
+  });
   watchConnection(nc, log);
   await ensureStreams(nc, { ...defaultStreamSettings, ackWaitMs: config.node.ackWait });
   const js = jetstream(nc);

@@ -13,7 +13,7 @@ import { startEmulator } from '../emulator/server.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { isListening, startLocalNats, type LocalNats } from '../runtime/local-nats.ts';
 import { startNode } from '../system.ts';
-import { storageUrl, type CommonFlags } from './settings.ts';
+import { natsSettings, storageUrl, type CommonFlags } from './settings.ts';
 
 export interface DemoFlags extends CommonFlags {
   accounts?: number;
@@ -61,6 +61,8 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
     }
   }
   out(`nats       ${url}${localNats !== undefined ? ' (started for this demo)' : ''}`);
+  // Credentials and TLS from flags and the environment, for a server of the user's own.
+  const natsSecurity = localNats === undefined ? natsSettings(flags).security : undefined;
 
   const config = parseConfig(
     {
@@ -77,10 +79,10 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
     pino.destination({ dest: logFile, sync: false, mkdir: true }),
   );
   const storage = storageUrl(flags, config);
-  const node = await startNode({ config, natsUrl: url, storage, log, name: 'demo-node' });
+  const node = await startNode({ config, natsUrl: url, natsSecurity, storage, log, name: 'demo-node' });
   out(`node       demo-node, storage ${node.services.storage.location}, log ${logFile}`);
 
-  const nc = await connectNats({ url, name: 'prism-demo' });
+  const nc = await connectNats({ url, name: 'prism-demo', security: natsSecurity });
   const js = jetstream(nc);
   const watcher = watchOutcomes(nc);
   const run = randomBytes(4).toString('hex');

@@ -23,6 +23,7 @@ program
   .option('--config <file>', 'config file (JSON); env PRISM_CONFIG')
   .option('--storage <url>', 'file:./data or s3://bucket/prefix; env PRISM_STORAGE')
   .option('--nats <url>', 'NATS server(s), comma-separated; env NATS_URL')
+  .option('--nats-creds <file>', 'NATS credentials file; env NATS_CREDS (README: NATS security)')
   .option('--name <id>', 'node name; env PRISM_NODE_NAME')
   .option('--concurrency <n>', 'requests in flight on this node', positiveInt)
   .action(runNode);
@@ -31,6 +32,7 @@ program
   .command('publish [file]')
   .description('publish jobs from an NDJSON file (or stdin)')
   .option('--nats <url>', 'NATS server; env NATS_URL')
+  .option('--nats-creds <file>', 'NATS credentials file; env NATS_CREDS')
   .option('--wait', 'wait for every job to end and print a summary')
   .option('--timeout <seconds>', 'with --wait: give up after this long', positiveInt)
   .option('--no-progress', 'no progress bar')
@@ -42,6 +44,7 @@ program
   .command('status')
   .description("print every running node's figures")
   .option('--nats <url>', 'NATS server; env NATS_URL')
+  .option('--nats-creds <file>', 'NATS credentials file; env NATS_CREDS')
   .option('--json', 'print JSON')
   .option('--wait <ms>', 'how long to collect answers', positiveInt)
   .action(async (flags) => {
@@ -56,6 +59,7 @@ program
     '--nats <url>',
     'NATS server (default: NATS_URL, else localhost:4222, else a nats-server started for the demo)',
   )
+  .option('--nats-creds <file>', 'NATS credentials file; env NATS_CREDS')
   .option('--accounts <n>', 'accounts per platform', positiveInt)
   .option('--jobs-per-account <n>', 'jobs (report dates) per account', positiveInt)
   .option('--concurrency <n>', 'requests in flight', positiveInt)
@@ -73,7 +77,8 @@ program
   .action(runMockApiCommand);
 
 program.parseAsync().catch((error: unknown) => {
-  if (error instanceof ConfigError || (error as Error).name === 'NatsServerMissing') {
+  const name = (error as Error).name;
+  if (error instanceof ConfigError || name === 'NatsServerMissing' || name === 'NatsConnectError') {
     console.error(`prism: ${(error as Error).message}`);
   } else {
     console.error('prism:', error);

@@ -1,7 +1,7 @@
 import { productionConfig } from '../config/platforms.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { startNode } from '../system.ts';
-import { loadConfig, natsUrl, storageUrl, type CommonFlags } from './settings.ts';
+import { loadConfig, natsSettings, storageUrl, type CommonFlags } from './settings.ts';
 
 export interface NodeFlags extends CommonFlags {
   name?: string;
@@ -13,9 +13,11 @@ export async function runNode(flags: NodeFlags): Promise<void> {
   const config = loadConfig(flags, productionConfig);
   const name = flags.name ?? process.env.PRISM_NODE_NAME ?? config.node.name;
   const log = createLogger(name ?? `node-${process.pid}`);
+  const nats = natsSettings(flags, config);
   const node = await startNode({
     config,
-    natsUrl: natsUrl(flags),
+    natsUrl: nats.url,
+    natsSecurity: nats.security,
     storage: storageUrl(flags, config),
     log,
     ...(name !== undefined ? { name } : {}),

@@ -5,10 +5,11 @@ import cliProgress from 'cli-progress';
 import { connectNats } from '../bus/nats-connection.ts';
 import { parseJobLine, publishJob } from '../client/jobs.ts';
 import { watchOutcomes, type OutcomeSummary } from '../client/outcomes.ts';
-import { natsUrl } from './settings.ts';
+import { natsSettings } from './settings.ts';
 
 export interface PublishFlags {
   nats?: string;
+  natsCreds?: string;
   wait?: boolean;
   timeout?: number;
   progress?: boolean;
@@ -20,7 +21,7 @@ export interface PublishFlags {
  * or, with --wait, if any job ended in the DLQ or did not finish in time.
  */
 export async function runPublish(file: string | undefined, flags: PublishFlags): Promise<number> {
-  const nc = await connectNats({ url: natsUrl(flags), name: 'prism-publish' });
+  const nc = await connectNats({ ...natsSettings(flags), name: 'prism-publish' });
   const js = jetstream(nc);
   const input = file === undefined || file === '-' ? process.stdin : createReadStream(file);
   const ids = new Set<string>();

@@ -1,11 +1,16 @@
 import { connectNats } from '../bus/nats-connection.ts';
 import type { NodeSnapshot } from '../runtime/snapshot.ts';
 import { STATUS_SUBJECT } from '../system.ts';
-import { natsUrl } from './settings.ts';
+import { natsSettings } from './settings.ts';
 
 /** `prism status`: asks every running node for its figures (each node answers the same request). */
-export async function runStatus(flags: { nats?: string; json?: boolean; wait?: number }): Promise<number> {
-  const nc = await connectNats({ url: natsUrl(flags), name: 'prism-status' });
+export async function runStatus(flags: {
+  nats?: string;
+  natsCreds?: string;
+  json?: boolean;
+  wait?: number;
+}): Promise<number> {
+  const nc = await connectNats({ ...natsSettings(flags), name: 'prism-status' });
   const snapshots: NodeSnapshot[] = [];
   try {
     const replies = await nc.requestMany(STATUS_SUBJECT, '', { maxWait: flags.wait ?? 1_000 });
