@@ -45,5 +45,9 @@ export function formatSnapshot(s: NodeSnapshot): string {
     for (const k of s.mostDelayed)
       lines.push(`    ${k.key}  parked ${k.parked}  waits ${k.waitsMs}ms  (${k.reason})`);
   }
+  if (s.paused.length > 0) {
+    lines.push('  paused keys:');
+    for (const k of s.paused) lines.push(`    ${k.key}  until ${k.until}  parked ${k.parked}  (${k.reason})`);
+  }
   return lines.join('\n');
 }

@@ -28,6 +28,11 @@ export interface NodeSnapshot {
   mostDelayed: Array<{ key: string; parked: number; waitsMs: number; reason: string }>;
   /** The keys with the most parked jobs. */
   topParked: Array<{ key: string; parked: number }>;
+  /**
+   * The paused keys that stay paused longest, also when their jobs went back to JetStream (a
+   * spent daily quota): which signal paused them and until when.
+   */
+  paused: Array<{ key: string; until: string; waitsMs: number; reason: string; parked: number }>;
 }
 
 export function takeSnapshot(
@@ -40,9 +45,13 @@ export function takeSnapshot(
   let parked = 0;
   let pausedKeys = 0;
   const waiting: KeyStatus[] = [];
+  const pausedList: KeyStatus[] = [];
   for (const status of stats.keys.values()) {
     parked += status.parked;
-    if (status.pausedUntil !== undefined && status.pausedUntil > now) pausedKeys++;
+    if (status.pausedUntil !== undefined && status.pausedUntil > now) {
+      pausedKeys++;
+      pausedList.push(status);
+    }
     if (status.parked > 0 && status.waitUntil !== undefined) waiting.push(status);
   }
   const mostDelayed = topN(waiting, top, (s) => s.waitUntil as number).map((s) => ({
@@ -57,6 +66,13 @@ export function takeSnapshot(
     (s) => s.parked,
   ).map((s) => ({
     key: s.key,
+    parked: s.parked,
+  }));
+  const paused = topN(pausedList, top, (s) => s.pausedUntil as number).map((s) => ({
+    key: s.key,
+    until: new Date(s.pausedUntil as number).toISOString(),
+    waitsMs: Math.round((s.pausedUntil as number) - now),
+    reason: s.pauseReason ?? 'unknown',
     parked: s.parked,
   }));
   return {
@@ -96,6 +112,7 @@ export function takeSnapshot(
     restarts: stats.actorRestarts,
     mostDelayed,
     topParked,
+    paused,
   };
 }
 
