@@ -38,8 +38,10 @@ const TRIALS = Number(args.trials);
 
 interface Trial {
   wallSeconds: number;
-  /** When the first result arrived (Prism) or the first answer (the fetch-only peers). */
+  /** When the first result arrived (Prism only). */
   firstSeconds?: number;
+  /** When the last job's first call started, by the node's clock (Prism only): the dispatch spread. */
+  lastStartSeconds?: number;
   cpuSeconds: number;
   peakRssMiB: number;
   ok: number;
@@ -108,6 +110,7 @@ async function prismTrial(natsUrl: string, emulatorUrl: string, trial: number): 
   const js = jetstream(nc);
   let ok = 0;
   let first = 0;
+  let lastStart = 0;
   let done!: () => void;
   const allDone = new Promise<void>((resolve) => (done = resolve));
   const ids = new Set<string>();
@@ -116,12 +119,14 @@ async function prismTrial(natsUrl: string, emulatorUrl: string, trial: number): 
       const event = message.json<ResultEvent>();
       if (!ids.delete(event.id)) return;
       first ||= performance.now();
+      lastStart = Math.max(lastStart, Date.parse(event.startedAt));
       if (event.status === 'ok') ok++;
       if (ids.size === 0) done();
     },
   });
   await nc.flush();
   const cpuBefore = procCpuSeconds(node.pid!);
+  const startedAtMs = Date.now();
   const started = performance.now();
   const publishes: Array<Promise<string>> = [];
   for (let i = 0; i < JOBS; i++) {
@@ -145,7 +150,14 @@ async function prismTrial(natsUrl: string, emulatorUrl: string, trial: number): 
   await nc.close();
   await stopProcess(node);
   rmSync(dir, { recursive: true, force: true });
-  return { wallSeconds, firstSeconds: (first - started) / 1000, cpuSeconds, peakRssMiB, ok };
+  return {
+    wallSeconds,
+    firstSeconds: (first - started) / 1000,
+    lastStartSeconds: (lastStart - startedAtMs) / 1000,
+    cpuSeconds,
+    peakRssMiB,
+    ok,
+  };
 }
 
 /** JOBS concurrent undici requests from a fresh Node process: the fetch floor for Node. */
@@ -178,7 +190,9 @@ function row(name: string, trials: Trial[]): string {
   const fmt = (n: number, digits = 2) => n.toFixed(digits);
   const firsts = trials.flatMap((t) => (t.firstSeconds !== undefined ? [t.firstSeconds] : []));
   const firstResult = firsts.length > 0 ? fmt(median(firsts)) : '–';
-  return `| ${name} | ${firstResult} | ${fmt(median(wall))} | ${fmt(Math.min(...wall))} | ${fmt(median(trials.map((t) => t.cpuSeconds)))} | ${fmt(median(trials.map((t) => t.peakRssMiB)), 0)} | ${trials.map((t) => t.ok).join(', ')} |`;
+  const starts = trials.flatMap((t) => (t.lastStartSeconds !== undefined ? [t.lastStartSeconds] : []));
+  const lastStart = starts.length > 0 ? fmt(median(starts)) : '–';
+  return `| ${name} | ${lastStart} | ${firstResult} | ${fmt(median(wall))} | ${fmt(Math.min(...wall))} | ${fmt(median(trials.map((t) => t.cpuSeconds)))} | ${fmt(median(trials.map((t) => t.peakRssMiB)), 0)} | ${trials.map((t) => t.ok).join(', ')} |`;
 }
 
 async function main(): Promise<void> {
@@ -219,8 +233,8 @@ async function main(): Promise<void> {
     `${JOBS} jobs, every call answered after ${LATENCY_MS} ms, no limits, ${TRIALS} trials interleaved; ` +
       `${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString()}`,
     '',
-    '| contender | first result s (median) | wall s (median) | wall s (best) | CPU s (median) | peak RSS MiB (median) | ok per trial |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| contender | last call started s (median) | first result s (median) | wall s (median) | wall s (best) | CPU s (median) | peak RSS MiB (median) | ok per trial |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     row('Prism: publish → node → fetch → file storage → result event', prism),
     row(`undici alone: ${JOBS} concurrent fetches, nothing stored`, undici),
     ...(asyncio.length > 0

@@ -106,6 +106,8 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   services.stats.pagesStored++;
   services.stats.bytesStored += stored.bytes;
 
+  // An API without pagination has one page: its body need not be parsed for a next one.
+  if (api.paginate === undefined) return { kind: 'finished' };
   const next = nextPage(json(), work.request, api.paginate);
   if ('error' in next) return { kind: 'reject', reason: `page ${work.page}: ${next.error}` };
   if (next.done) return { kind: 'finished' };
