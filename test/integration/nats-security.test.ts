@@ -49,7 +49,7 @@ async function roundTrip(settings: Omit<NatsSettings, 'name'>): Promise<void> {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'SEC', subjects: ['sec.>'], storage: StorageType.Memory });
     const ack = await jetstream(nc).publish('sec.1', 'hello');
-    expect((await jsm.streams.getMessage('SEC', { seq: ack.seq })).string()).toBe('hello');
+    expect((await jsm.streams.getMessage('SEC', { seq: ack.seq }))?.string()).toBe('hello');
   } finally {
     await nc.close();
   }
