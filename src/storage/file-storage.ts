@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { measuringStream } from './measure.ts';
 import type { ObjectStorage, StoredObject } from './storage.ts';
 
 /**
@@ -30,18 +31,10 @@ export class FileStorage implements ObjectStorage {
         await rename(temp, path);
         return { key, bytes: body.byteLength, sha256: createHash('sha256').update(body).digest('hex') };
       }
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const measure = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          callback(null, chunk);
-        },
-      });
-      await pipeline(body, measure, createWriteStream(temp));
+      const measure = measuringStream();
+      await pipeline(body, measure.stream, createWriteStream(temp));
       await rename(temp, path);
-      return { key, bytes, sha256: hash.digest('hex') };
+      return { key, ...measure.digest() };
     } catch (error) {
       await rm(temp, { force: true });
       throw error;

@@ -7,7 +7,8 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
+import { measuringStream } from './measure.ts';
 import type { ObjectStorage, StoredObject } from './storage.ts';
 
 export interface S3StorageOptions {
@@ -68,24 +69,16 @@ export class S3Storage implements ObjectStorage {
       );
       return { key, bytes: body.byteLength, sha256 };
     }
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const measure = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        callback(null, chunk);
-      },
-    });
+    const measure = measuringStream();
     // Streams of unknown length go through multipart upload (a plain PUT needs a length); the
     // SDK never retries a stream, so a failed upload fails the put and the caller retries it.
     await new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key, Body: body.pipe(measure), ContentType: contentType },
+      params: { Bucket: this.bucket, Key, Body: body.pipe(measure.stream), ContentType: contentType },
       partSize: 8 * 1024 * 1024,
       queueSize: 4,
     }).done();
-    return { key, bytes, sha256: hash.digest('hex') };
+    return { key, ...measure.digest() };
   }
 
   async get(key: string): Promise<Buffer | undefined> {
