@@ -18,7 +18,7 @@ import { STATUS_SUBJECT } from '../../src/system.ts';
 import { spawnEmulator, type EmulatorProcess } from '../helpers/emulator-process.ts';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
 import { spawnNodeProcess, type NodeProcess } from '../helpers/node-process.ts';
-import { account } from '../helpers/verify.ts';
+import { account, type Accounting } from '../helpers/verify.ts';
 
 /**
  * Faults with real processes: `prism node` processes killed with SIGKILL or drained with
@@ -194,6 +194,28 @@ const violatedGaps = (stats: EmulatorStats): number[] =>
     .sort((a, b) => a - b)
     .slice(0, 10);
 
+/** How a scenario ended, logged as one `fault (x)` line for docs/reliability.md. */
+async function settle(
+  s: Scenario,
+  label: string,
+  ids: string[],
+  extra: Record<string, unknown>,
+): Promise<{ outcome: Accounting; stats: EmulatorStats }> {
+  const outcome = await account(s.nc, s.storage, ids, s.dead);
+  const stats = await s.emulator.stats();
+  console.log(
+    `fault (${label})`,
+    JSON.stringify({
+      ...outcome,
+      violations: stats.violations,
+      violatedGaps: violatedGaps(stats),
+      calls: stats.calls,
+      ...extra,
+    }),
+  );
+  return { outcome, stats };
+}
+
 describe('faults with real processes', () => {
   it('(a) three nodes, one killed with SIGKILL mid-run: nothing lost, no duplicates, no violations', async () => {
     const s = await scenario(
@@ -206,18 +228,9 @@ describe('faults with real processes', () => {
     s.nodes[1]!.signal('SIGKILL');
     const killedAt = Date.now();
     await s.waitFor(ids, 90_000);
-    const outcome = await account(s.nc, s.storage, ids, s.dead);
-    const stats = await s.emulator.stats();
-    console.log(
-      'fault (a)',
-      JSON.stringify({
-        ...outcome,
-        violations: stats.violations,
-        violatedGaps: violatedGaps(stats),
-        calls: stats.calls,
-        afterKillSeconds: (Date.now() - killedAt) / 1000,
-      }),
-    );
+    const { outcome, stats } = await settle(s, 'a', ids, {
+      afterKillSeconds: (Date.now() - killedAt) / 1000,
+    });
     expect(outcome).toMatchObject({
       jobs: 1500,
       stored: 1500,
@@ -242,18 +255,9 @@ describe('faults with real processes', () => {
     await s.nats.restart();
     const restartedAt = Date.now();
     await s.waitFor(ids, 90_000);
-    const outcome = await account(s.nc, s.storage, ids, s.dead);
-    const stats = await s.emulator.stats();
-    console.log(
-      'fault (b)',
-      JSON.stringify({
-        ...outcome,
-        violations: stats.violations,
-        violatedGaps: violatedGaps(stats),
-        calls: stats.calls,
-        afterRestartSeconds: (Date.now() - restartedAt) / 1000,
-      }),
-    );
+    const { outcome, stats } = await settle(s, 'b', ids, {
+      afterRestartSeconds: (Date.now() - restartedAt) / 1000,
+    });
     expect(outcome).toMatchObject({
       jobs: 800,
       lost: 0,
@@ -299,23 +303,15 @@ describe('faults with real processes', () => {
     await rgw.start();
     const restartedAt = Date.now();
     await s.waitFor(ids, 120_000);
-    const outcome = await account(s.nc, s.storage, ids, s.dead);
-    const stats = await s.emulator.stats();
     const storageRetries = s.nodes
       .flatMap((n) => n.logs())
       .filter((l) => l.msg === 'storing a page failed; retrying').length;
-    console.log(
-      'fault (c)',
-      JSON.stringify({
-        ...outcome,
-        violations: stats.violations,
-        calls: stats.calls,
-        downSeconds: (restartedAt - stoppedAt) / 1000,
-        finishedWhileDown,
-        storageRetries,
-        afterRestartSeconds: (Date.now() - restartedAt) / 1000,
-      }),
-    );
+    const { outcome, stats } = await settle(s, 'c', ids, {
+      downSeconds: (restartedAt - stoppedAt) / 1000,
+      finishedWhileDown,
+      storageRetries,
+      afterRestartSeconds: (Date.now() - restartedAt) / 1000,
+    });
     expect(outcome).toMatchObject({
       jobs: 600,
       stored: 600,
