@@ -59,6 +59,12 @@ export interface PrismNode {
   snapshot(): NodeSnapshot;
   /** Stops pulling, hands parked jobs back, lets in-flight calls finish (up to drainTimeout), closes. */
   drain(): Promise<void>;
+  /**
+   * Settles if the NATS connection closes for good while the node is not draining (the server
+   * revoked its credentials): the node can do nothing more, and its jobs go to other nodes after
+   * ack_wait. `prism node` exits non-zero on it so that its supervisor restarts it.
+   */
+  readonly connectionLost: Promise<Error>;
 }
 
 export const STATUS_SUBJECT = `${CONTROL_PREFIX}.status`;
@@ -182,6 +188,13 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   );
 
   let drained: Promise<void> | undefined;
+  const connectionLost = new Promise<Error>((resolve) => {
+    void nc.closed().then((error) => {
+      if (drained !== undefined) return;
+      log.error({ err: error }, 'NATS connection closed for good');
+      resolve(error ?? new Error('the NATS connection closed'));
+    });
+  });
   const drain = (): Promise<void> =>
     (drained ??= (async () => {
       log.info({ held: source.heldCount }, 'draining: no more pulls, parked jobs go back to JetStream');
@@ -204,7 +217,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       log.flush?.();
     })());
 
-  return { name, services, snapshot, drain };
+  return { name, services, snapshot, drain, connectionLost };
 }
 
 function watchConnection(nc: NatsConnection, log: Logger): void {

@@ -23,6 +23,13 @@ export async function runNode(flags: NodeFlags): Promise<void> {
     ...(name !== undefined ? { name } : {}),
     ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}),
   });
+  void node.connectionLost.then(() => {
+    log.error(
+      'exiting: the NATS connection is gone for good; held jobs return to other nodes after ack_wait',
+    );
+    log.flush?.();
+    process.exit(1);
+  });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;

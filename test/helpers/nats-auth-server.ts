@@ -14,6 +14,8 @@ export interface AuthNatsServer {
   dir: string;
   /** The server's log so far (for failed assertions). */
   log(): string;
+  /** Rewrites the `settings` part of its config and reloads it (SIGHUP), as an operator would. */
+  reload(settings: string): void;
   stop(): Promise<void>;
 }
 
@@ -29,15 +31,17 @@ export async function startAuthNatsServer(settings: string, port?: number): Prom
   const dir = mkdtempSync(join(tmpdir(), 'prism-test-nats-auth-'));
   const configFile = join(dir, 'nats.conf');
   const logFile = join(dir, 'nats.log');
-  writeFileSync(
-    configFile,
-    [
-      `listen: "127.0.0.1:${port}"`,
-      `log_file: ${JSON.stringify(logFile)}`,
-      `jetstream { store_dir: ${JSON.stringify(join(dir, 'js'))} }`,
-      settings,
-    ].join('\n'),
-  );
+  const writeConfig = (extra: string): void =>
+    writeFileSync(
+      configFile,
+      [
+        `listen: "127.0.0.1:${port}"`,
+        `log_file: ${JSON.stringify(logFile)}`,
+        `jetstream { store_dir: ${JSON.stringify(join(dir, 'js'))} }`,
+        extra,
+      ].join('\n'),
+    );
+  writeConfig(settings);
   const child: ChildProcess = spawn(binary, ['-c', configFile], { stdio: 'ignore' });
   const kill = (): void => void child.kill('SIGKILL');
   process.once('exit', kill);
@@ -60,7 +64,17 @@ export async function startAuthNatsServer(settings: string, port?: number): Prom
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) break;
     if (await isListening('127.0.0.1', port, 200))
-      return { url: `nats://127.0.0.1:${port}`, port, dir, log, stop };
+      return {
+        url: `nats://127.0.0.1:${port}`,
+        port,
+        dir,
+        log,
+        stop,
+        reload(next) {
+          writeConfig(next);
+          child.kill('SIGHUP');
+        },
+      };
     await new Promise((r) => setTimeout(r, 50));
   }
   const output = log();
