@@ -51,6 +51,14 @@ export class WindowLog {
   }
 
   add(time: number, weight: number, id: number): void {
+    if (this.size === 0) {
+      // Most keys hold one call at a time: exact-size arrays, not the 17 slots a push reserves.
+      this.times = [time];
+      this.weights = [weight];
+      this.ids = [id];
+      this.head = 0;
+      return;
+    }
     // Calls arrive in time order almost always; keep the log sorted when one does not.
     let at = this.times.length;
     while (at > this.head && (this.times[at - 1] as number) > time) at--;
@@ -64,6 +72,11 @@ export class WindowLog {
     const index = this.ids.indexOf(id, this.head);
     if (index < 0) return false;
     if ((this.times[index] as number) >= time) return true;
+    if (index === this.times.length - 1) {
+      // The newest call moves later: the log stays sorted.
+      this.times[index] = time;
+      return true;
+    }
     const weight = this.weights[index] as number;
     this.times.splice(index, 1);
     this.weights.splice(index, 1);
@@ -78,6 +91,14 @@ export class WindowLog {
   }
 
   private compact(): void {
+    if (this.head > 0 && this.head === this.times.length) {
+      // Everything left the window: drop the arrays (an idle key keeps no slack).
+      this.times = [];
+      this.weights = [];
+      this.ids = [];
+      this.head = 0;
+      return;
+    }
     // Shift the arrays only now and then so eviction stays O(1) amortised.
     if (this.head > 32 && this.head * 2 > this.times.length) {
       this.times = this.times.slice(this.head);
