@@ -62,7 +62,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       }
       const now = services.now();
       for (const pauseKey of head.pauseKeys) {
-        const pause = await ledger.pausedUntil(pauseKey, now);
+        const pause = ledger.pausedUntil(pauseKey, now);
         if (pause !== undefined) {
           status.pausedUntil = pause.until;
           status.pauseReason = pause.reason;
@@ -73,7 +73,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       }
       status.pausedUntil = undefined;
       status.pauseReason = undefined;
-      const checks = await withSlowdowns(head);
+      const checks = withSlowdowns(head);
       const slot = await ledger.reserve(checks, now);
       if (!slot.granted) {
         if (slot.retryAt - now > LONG_PAUSE_MS) spill(state, slot.retryAt - now);
@@ -97,10 +97,10 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
   };
 
   /** A slowed scope adds a limit of one call per interval, kept in the ledger like any other. */
-  const withSlowdowns = async (work: Work): Promise<LimitCheck[]> => {
+  const withSlowdowns = (work: Work): LimitCheck[] => {
     let checks = work.checks;
     for (const pauseKey of work.pauseKeys) {
-      const slowdown = await ledger.slowedBy(pauseKey, services.now());
+      const slowdown = ledger.slowedBy(pauseKey, services.now());
       if (slowdown === undefined) continue;
       if (checks === work.checks) checks = [...work.checks];
       checks.push({

@@ -113,7 +113,7 @@ export class KvLedger implements RateLedger {
     await this.kv.put(`p.${kvKey(key)}`, JSON.stringify({ key, ...kept }));
   }
 
-  async pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined> {
+  pausedUntil(key: string, now: number): { until: number; reason: string } | undefined {
     return current(this.pauses, key, now);
   }
 
@@ -123,7 +123,7 @@ export class KvLedger implements RateLedger {
     await this.kv.put(`s.${kvKey(key)}`, JSON.stringify({ key, ...kept }));
   }
 
-  async slowedBy(key: string, now: number): Promise<Slowdown | undefined> {
+  slowedBy(key: string, now: number): Slowdown | undefined {
     return current(this.slowdowns, key, now);
   }
 

@@ -26,14 +26,18 @@ export interface RateLedger {
   markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void>;
   /** Stops every call of a scope key until `until` (a platform said so). */
   pause(key: string, until: number, reason: string): Promise<void>;
-  /** The pause in force for a key at `now`, if any. */
-  pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined>;
+  /**
+   * The pause in force for a key at `now`, if any. Read from memory (the KV ledger mirrors every
+   * node's pauses with a watch): a throttle asks on every attempt, so this is not a promise.
+   */
+  pausedUntil(key: string, now: number): { until: number; reason: string } | undefined;
   /**
    * Slows every call of a scope key until `until`: at most one call per `intervalMs` (a platform
    * said its quota is nearly used, e.g. Meta's usage headers at 80%).
    */
   slow(key: string, until: number, intervalMs: number, reason: string): Promise<void>;
-  slowedBy(key: string, now: number): Promise<Slowdown | undefined>;
+  /** The slowdown in force for a key at `now`, if any; read from memory like `pausedUntil`. */
+  slowedBy(key: string, now: number): Slowdown | undefined;
   close(): Promise<void>;
 }
 

@@ -57,11 +57,11 @@ export class MemoryLedger implements RateLedger {
     this.slowdowns.set(key, laterOf(this.slowdowns.get(key), { until, intervalMs, reason }));
   }
 
-  async slowedBy(key: string, now: number): Promise<Slowdown | undefined> {
+  slowedBy(key: string, now: number): Slowdown | undefined {
     return current(this.slowdowns, key, now);
   }
 
-  async pausedUntil(key: string, now: number): Promise<{ until: number; reason: string } | undefined> {
+  pausedUntil(key: string, now: number): { until: number; reason: string } | undefined {
     return current(this.pauses, key, now);
   }
 
