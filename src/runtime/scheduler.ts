@@ -79,7 +79,7 @@ export class Scheduler {
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (!before(heap[i] as Entry, heap[parent] as Entry)) break;
-      [heap[i], heap[parent]] = [heap[parent] as Entry, heap[i] as Entry];
+      swap(heap, i, parent);
       i = parent;
     }
   }
@@ -97,10 +97,17 @@ export class Scheduler {
       if (l < heap.length && before(heap[l] as Entry, heap[m] as Entry)) m = l;
       if (r < heap.length && before(heap[r] as Entry, heap[m] as Entry)) m = r;
       if (m === i) break;
-      [heap[i], heap[m]] = [heap[m] as Entry, heap[i] as Entry];
+      swap(heap, i, m);
       i = m;
     }
   }
+}
+
+/** Not `[a, b] = [b, a]`: that allocates an array per swap, ~13 swaps per wake-up at 10k keys. */
+function swap(heap: Entry[], i: number, j: number): void {
+  const entry = heap[i] as Entry;
+  heap[i] = heap[j] as Entry;
+  heap[j] = entry;
 }
 
 const before = (a: Entry, b: Entry): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
