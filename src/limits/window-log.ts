@@ -52,11 +52,18 @@ export class WindowLog {
 
   add(time: number, weight: number, id: number): void {
     if (this.size === 0) {
-      // Most keys hold one call at a time: exact-size arrays, not the 17 slots a push reserves.
-      this.times = [time];
-      this.weights = [weight];
-      this.ids = [id];
       this.head = 0;
+      if (this.times.length === 1) {
+        // The one call left the window: reuse its slot (nothing allocated per call).
+        this.times[0] = time;
+        this.weights[0] = weight;
+        this.ids[0] = id;
+      } else {
+        // Most keys hold one call at a time: exact-size arrays, not the 17 slots a push reserves.
+        this.times = [time];
+        this.weights = [weight];
+        this.ids = [id];
+      }
       return;
     }
     // Calls arrive in time order almost always; keep the log sorted when one does not.
@@ -91,7 +98,7 @@ export class WindowLog {
   }
 
   private compact(): void {
-    if (this.head > 0 && this.head === this.times.length) {
+    if (this.head > 1 && this.head === this.times.length) {
       // Everything left the window: drop the arrays (an idle key keeps no slack).
       this.times = [];
       this.weights = [];
