@@ -1,0 +1,405 @@
+/**
+ * The throttle benchmark: Prism's throttle path against `bottleneck` (one limiter per key in a
+ * Group) on the same workload, each run in its own child process, one after the other, then
+ * the memory an idle key costs in each. Writes bench/results/throttle-<date>.md (the table for
+ * docs/benchmarks.md) and .json (every figure), and prints the table.
+ *
+ *   npm run bench:throttle                      # the reported run: 10k and 100k keys, 30 s each
+ *   npm run bench:throttle -- --keys 1000 --duration 5 --idle-keys 1000    # a quick look
+ *
+ * Flags (or THROTTLE_BENCH_<FLAG> in the environment, e.g. THROTTLE_BENCH_KEYS=1000):
+ *   --keys 10000,100000      key counts of the timed runs
+ *   --duration 30            seconds each timed run records dispatches
+ *   --contenders prism,bottleneck   also: prism-margin0 (Prism with limitMargin 0)
+ *   --idle-keys 100000       keys for the memory-per-idle-key runs (0: skip them)
+ *   --arrival 1              seconds over which keys arrive (0: all at once)
+ *   --backlog 2              jobs a key holds on arrival (each dispatch brings one more)
+ *   --steady-after 5         seconds after the first arrival from which lateness also counts as steady state
+ *   --quiet-below 25         before each child, wait until other processes use < this % of the machine
+ *   --quiet-wait 180         ... but at most this many seconds
+ *   --out bench/results      the folder for throttle-<UTC time>.md and .json, or the .md file itself
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildResult, IdleResult, Percentiles, RunResult } from './measure.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+
+interface Options {
+  keys: number[];
+  duration: number;
+  contenders: string[];
+  idleKeys: number;
+  arrival: number;
+  backlog: number;
+  steadyAfter: number;
+  quietBelow: number;
+  quietWait: number;
+  out: string;
+}
+
+const CONTENDERS: Record<string, { file: string; args: string[] }> = {
+  prism: { file: 'prism.ts', args: [] },
+  'prism-margin0': { file: 'prism.ts', args: ['--margin-ms', '0'] },
+  bottleneck: { file: 'bottleneck.ts', args: [] },
+};
+
+function readOptions(argv: readonly string[]): Options {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    flags.set(name, inline ?? argv[++i] ?? '');
+  }
+  const get = (name: string, fallback: string): string =>
+    flags.get(name) ?? process.env[`THROTTLE_BENCH_${name.toUpperCase().replace(/-/g, '_')}`] ?? fallback;
+  const num = (name: string, fallback: number): number => {
+    const value = Number(get(name, String(fallback)));
+    if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number ≥ 0`);
+    return value;
+  };
+  const contenders = get('contenders', 'prism,bottleneck').split(',');
+  for (const c of contenders) if (CONTENDERS[c] === undefined) throw new Error(`unknown contender ${c}`);
+  return {
+    keys: get('keys', '10000,100000')
+      .split(',')
+      .map((k) => Number(k.replace(/_/g, '')))
+      .filter((k) => k > 0),
+    duration: num('duration', 30),
+    contenders,
+    idleKeys: num('idle-keys', 100_000),
+    arrival: num('arrival', 1),
+    backlog: num('backlog', 2),
+    steadyAfter: num('steady-after', 5),
+    quietBelow: num('quiet-below', 25),
+    quietWait: num('quiet-wait', 180),
+    out: get('out', join(root, 'bench', 'results')),
+  };
+}
+
+/** Busy and total CPU time of the whole machine so far, in seconds (Linux /proc/stat). */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits (up to `maxSeconds`) until other processes use less than `belowPercent` of the machine. */
+async function waitForQuiet(belowPercent: number, maxSeconds: number): Promise<number | undefined> {
+  const deadline = Date.now() + maxSeconds * 1_000;
+  for (;;) {
+    const a = machineCpu();
+    await sleep(3_000);
+    const b = machineCpu();
+    if (a === undefined || b === undefined) return undefined;
+    const busy = (100 * (b.busy - a.busy)) / (b.total - a.total);
+    if (busy < belowPercent || Date.now() > deadline) return busy;
+    console.error(`  machine ${busy.toFixed(0)}% busy with other work; waiting for < ${belowPercent}%`);
+  }
+}
+
+interface Measured<R> {
+  result: R;
+  /** CPU the rest of the machine used while the child ran, % of all cores. */
+  othersPercent: number | undefined;
+  wallSeconds: number;
+}
+
+async function runChild<R extends ChildResult>(
+  options: Options,
+  contender: string,
+  args: string[],
+): Promise<Measured<R> | { error: string }> {
+  const quiet = await waitForQuiet(options.quietBelow, options.quietWait);
+  if (quiet !== undefined) console.error(`  machine ${quiet.toFixed(0)}% busy before the start`);
+  const spec = CONTENDERS[contender]!;
+  const before = machineCpu();
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let result: R | undefined;
+    const child = fork(join(here, spec.file), [...args, ...spec.args], {
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const limit = setTimeout(
+      () => child.kill('SIGKILL'),
+      (options.duration + options.arrival) * 1_000 + 300_000,
+    );
+    child.on('message', (message) => {
+      result = message as R;
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(limit);
+      const after = machineCpu();
+      const wallSeconds = (Date.now() - started) / 1_000;
+      if (result === undefined) {
+        resolve({ error: `exited with ${signal ?? `code ${code}`} before reporting` });
+        return;
+      }
+      const childCpu = result.mode === 'run' ? result.cpuTotalSeconds : 0;
+      const othersPercent =
+        before === undefined || after === undefined || result.mode !== 'run'
+          ? undefined
+          : (100 * Math.max(0, after.busy - before.busy - childCpu)) / (after.total - before.total);
+      resolve({ result, othersPercent, wallSeconds });
+    });
+  });
+}
+
+const fmt = (n: number, digits = 1): string =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : '–';
+const ms = (n: number): string =>
+  Number.isNaN(n) ? '–' : n >= 1_000 ? `${fmt(n / 1_000, 2)} s` : `${fmt(n, n < 10 ? 2 : 1)} ms`;
+const triple = (p: Percentiles): string => `${ms(p.p50)} / ${ms(p.p99)} / ${ms(p.max)}`;
+const ratio = (a: number, b: number): string => (b > 0 && Number.isFinite(a / b) ? `${fmt(a / b, 1)}×` : '–');
+
+function commandLine(): string {
+  const args = process.argv.slice(2).join(' ');
+  if (process.env.npm_lifecycle_event === 'bench:throttle')
+    return `npm run bench:throttle${args === '' ? '' : ` -- ${args}`}`;
+  return `node bench/throttle/main.ts${args === '' ? '' : ` ${args}`}`;
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+function version(pkg: string): string {
+  return (
+    JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+}
+
+const options = readOptions(process.argv.slice(2));
+const startedAt = new Date();
+const machine = {
+  cores: availableParallelism(),
+  cpu: cpus()[0]?.model.trim() ?? '?',
+  memoryGiB: totalmem() / 1024 ** 3,
+  node: process.version,
+  loadBefore: loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' '),
+};
+console.error(
+  `throttle benchmark: ${options.contenders.join(' vs ')}, keys ${options.keys.join(', ')}, ${options.duration} s each`,
+);
+
+const runs: { keys: number; contender: string; outcome: Measured<RunResult> | { error: string } }[] = [];
+for (const keys of options.keys) {
+  for (const contender of options.contenders) {
+    console.error(`- ${contender}, ${keys.toLocaleString('en-US')} keys, ${options.duration} s`);
+    const outcome = await runChild<RunResult>(options, contender, [
+      '--mode',
+      'run',
+      '--keys',
+      String(keys),
+      '--duration-ms',
+      String(options.duration * 1_000),
+      '--arrival-ms',
+      String(options.arrival * 1_000),
+      '--backlog',
+      String(options.backlog),
+      '--steady-after-ms',
+      String(options.steadyAfter * 1_000),
+    ]);
+    if ('error' in outcome) console.error(`  failed: ${outcome.error}`);
+    else {
+      const r = outcome.result;
+      console.error(
+        `  calls ${r.calls}/${r.idealCalls}, lateness p50/p99/max ${triple(r.lateness)}, ` +
+          `${r.violations} violations, CPU ${fmt(r.cpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMB, 0)} MB`,
+      );
+    }
+    runs.push({ keys, contender, outcome });
+  }
+}
+
+const idles: { contender: string; state: string; outcome: Measured<IdleResult> | { error: string } }[] = [];
+if (options.idleKeys > 0) {
+  for (const contender of [
+    ...new Set(options.contenders.map((c) => (c === 'prism-margin0' ? 'prism' : c))),
+  ]) {
+    for (const state of ['idle', 'passivated']) {
+      console.error(`- ${contender}, ${options.idleKeys.toLocaleString('en-US')} ${state} keys`);
+      const outcome = await runChild<IdleResult>(options, contender, [
+        '--mode',
+        state,
+        '--keys',
+        String(options.idleKeys),
+      ]);
+      if ('error' in outcome) console.error(`  failed: ${outcome.error}`);
+      else console.error(`  ${fmt(outcome.result.heapPerKey, 0)} B of heap per key`);
+      idles.push({ contender, state, outcome });
+    }
+  }
+}
+
+// ---- the report ----
+const lines: string[] = [];
+const row = (cells: string[]): void => {
+  lines.push(`| ${cells.join(' | ')} |`);
+};
+lines.push(
+  `Run ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} on ${machine.cores} cores (${machine.cpu}), ` +
+    `${fmt(machine.memoryGiB, 0)} GiB RAM, Node ${machine.node}, bottleneck ${version('bottleneck')}, ` +
+    `nact ${version('nact')}, Prism at ${git(['rev-parse', '--short', 'HEAD'])}` +
+    `${git(['status', '--porcelain', '--', 'src']) === '' ? '' : ' (with uncommitted changes in src/)'}.`,
+  '',
+  `Command: \`${commandLine()}\``,
+  '',
+  `Workload: every key allows 1 call per ${1_000} ms; keys arrive spread over ${options.arrival} s, each with ` +
+    `${options.backlog} jobs, and every dispatch brings its key one more job, so a key is always ready. ` +
+    `${options.duration} s of dispatches recorded per run; each contender in its own process, one after the other.`,
+  '',
+);
+
+lines.push(
+  '| keys | contender | calls made / ideal | lateness vs limit: p50 / p99 / max | vs limit + margin: p50 / p99 / max | ' +
+    `from ${fmt(options.steadyAfter, 0)} s on, vs limit + margin: p99 / max | violations | overdue at the end |`,
+  '|---:|---|---:|---:|---:|---:|---:|---:|',
+);
+for (const { keys, contender, outcome } of runs) {
+  const k = keys.toLocaleString('en-US');
+  if ('error' in outcome) {
+    row([k, contender, `failed: ${outcome.error}`, '', '', '', '', '']);
+    continue;
+  }
+  const r = outcome.result;
+  row([
+    k,
+    r.marginMs > 0 ? `${contender} (limitMargin ${r.marginMs} ms)` : contender,
+    `${r.calls.toLocaleString('en-US')} / ${r.idealCalls.toLocaleString('en-US')}`,
+    triple(r.lateness),
+    r.marginMs > 0 ? triple(r.latenessAfterMargin) : '(no margin)',
+    `${ms(r.latenessSteady.p99)} / ${ms(r.latenessSteady.max)}`,
+    `${r.violations.toLocaleString('en-US')}${r.violations > 0 ? ` (min gap ${fmt(r.minGapMs, 1)} ms)` : ''}`,
+    r.overdueKeys === 0
+      ? `none (max ${ms(r.maxOverdueMs)})`
+      : `${r.overdueKeys.toLocaleString('en-US')} keys, max ${ms(r.maxOverdueMs)}`,
+  ]);
+}
+lines.push(
+  '',
+  "| keys | contender | CPU s during the run | CPU s per 1,000 calls made | peak RSS | other processes' CPU meanwhile |",
+  '|---:|---|---:|---:|---:|---:|',
+);
+for (const { keys, contender, outcome } of runs) {
+  if ('error' in outcome) continue;
+  const r = outcome.result;
+  row([
+    keys.toLocaleString('en-US'),
+    contender,
+    fmt(r.cpuSeconds, 2),
+    fmt((1_000 * r.cpuSeconds) / r.calls, 3),
+    `${fmt(r.peakRssMB, 0)} MB`,
+    outcome.othersPercent === undefined ? '?' : `${fmt(outcome.othersPercent, 0)}% of the machine`,
+  ]);
+}
+
+const prismRun = (keys: number) => runs.find((r) => r.keys === keys && r.contender === 'prism')?.outcome;
+const peerRun = (keys: number) => runs.find((r) => r.keys === keys && r.contender === 'bottleneck')?.outcome;
+const comparable = options.keys.filter((k) => {
+  const a = prismRun(k);
+  const b = peerRun(k);
+  return a !== undefined && b !== undefined && !('error' in a) && !('error' in b);
+});
+if (comparable.length > 0) {
+  lines.push(
+    '',
+    'Ratios, bottleneck ÷ Prism:',
+    '',
+    '| keys | calls made | lateness p99 vs limit | lateness p99, each vs its own earliest allowed time | CPU s | CPU s per call made | peak RSS |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const keys of comparable) {
+    const a = (prismRun(keys) as Measured<RunResult>).result;
+    const b = (peerRun(keys) as Measured<RunResult>).result;
+    row([
+      keys.toLocaleString('en-US'),
+      ratio(b.calls, a.calls),
+      ratio(b.lateness.p99, a.lateness.p99),
+      ratio(b.latenessAfterMargin.p99, a.latenessAfterMargin.p99),
+      ratio(b.cpuSeconds, a.cpuSeconds),
+      ratio(b.cpuSeconds / b.calls, a.cpuSeconds / a.calls),
+      ratio(b.peakRssMB, a.peakRssMB),
+    ]);
+  }
+}
+
+if (idles.length > 0) {
+  lines.push(
+    '',
+    `Memory per idle key: ${options.idleKeys.toLocaleString('en-US')} keys each made one call and went idle; ` +
+      'heap after full GCs (and RSS) minus the baseline before the first key, divided by the keys.',
+    '',
+    '| contender | idle key is | heap per key | RSS per key |',
+    '|---|---|---:|---:|',
+  );
+  for (const { contender, state, outcome } of idles) {
+    const what =
+      state === 'idle'
+        ? contender === 'prism'
+          ? 'a live throttle actor + its ledger state'
+          : 'a live limiter in the Group'
+        : contender === 'prism'
+          ? 'passivated: actor stopped, ledger state kept'
+          : 'deleted by the Group timeout (its state is gone)';
+    if ('error' in outcome) row([contender, what, `failed: ${outcome.error}`, '']);
+    else
+      row([
+        contender,
+        what,
+        `${fmt(outcome.result.heapPerKey, 0)} B`,
+        `${fmt(outcome.result.rssPerKey, 0)} B`,
+      ]);
+  }
+}
+
+const loadAfter = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ');
+lines.push('', `Load average (1, 5, 15 min) before: ${machine.loadBefore}; after: ${loadAfter}.`);
+
+const markdown = lines.join('\n') + '\n';
+// --out is a folder (throttle-<UTC time>.md goes there) or the .md file itself (bench/run.sh).
+const stamp = startedAt
+  .toISOString()
+  .replace(/[:]/g, '')
+  .replace(/\.\d+Z$/, 'Z');
+const base = options.out.endsWith('.md') ? options.out.slice(0, -3) : join(options.out, `throttle-${stamp}`);
+mkdirSync(dirname(base), { recursive: true });
+writeFileSync(`${base}.md`, markdown);
+writeFileSync(
+  `${base}.json`,
+  JSON.stringify({ startedAt, command: commandLine(), machine, options, runs, idles }, null, 2) + '\n',
+);
+console.log(markdown);
+console.error(`written: ${relative(process.cwd(), base)}.md and .json`);

@@ -1,0 +1,287 @@
+/**
+ * Contender "prism": the node's real throttle path. Real nact actors (src/actors/nact-typed.ts),
+ * one real throttle actor per key (spawnThrottle) under a silent supervisor, the real
+ * MemoryLedger and Scheduler. Only the collector pool is a stand-in: it notes when each call
+ * reaches it (the dispatch), counts the slot from then as the real collector does (markSent),
+ * brings the key a new job (as the router would) and ends the call at once.
+ *
+ * Keys arrive through the real router (spawnRouter), which spawns each key's throttle on demand.
+ *
+ *   node --expose-gc bench/throttle/prism.ts --mode run|idle|passivated --keys N --duration-ms MS
+ *        [--margin-ms MS]
+ */
+import pino from 'pino';
+import {
+  spawnActor,
+  spawnSupervisor,
+  startActorSystem,
+  stopActor,
+  stopActorSystem,
+  tell,
+} from '../../src/actors/nact-typed.ts';
+import type { RouterRef, ThrottleRef } from '../../src/actors/refs.ts';
+import { spawnRouter } from '../../src/actors/router.ts';
+import type { NodeServices } from '../../src/actors/services.ts';
+import { spawnThrottle } from '../../src/actors/throttle.ts';
+import type { JobMessage } from '../../src/bus/job-message.ts';
+import { CredentialStore } from '../../src/config/credentials.ts';
+import { ConfigSchema } from '../../src/config/schema.ts';
+import type { LimitCheck } from '../../src/limits/ledger.ts';
+import { limitChecksFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
+import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
+import { DEFAULT_SCOPE } from '../../src/limits/signals.ts';
+import type { Job } from '../../src/messages/job.ts';
+import type { PoolMessage } from '../../src/messages/pool-messages.ts';
+import { throttleKey } from '../../src/messages/subject.ts';
+import type { Work } from '../../src/messages/work.ts';
+import { NodeStats } from '../../src/runtime/node-stats.ts';
+import { Scheduler } from '../../src/runtime/scheduler.ts';
+import { finish, idleMemory, now, readWorkload, Recorder, timedRun, until } from './measure.ts';
+
+const { mode, workload } = readWorkload(process.argv.slice(2));
+const marginArg = process.argv.indexOf('--margin-ms');
+const config = ConfigSchema.parse({
+  node: {
+    ledger: 'memory',
+    // No key passivates during the run: every key is a live throttle actor throughout. The
+    // passivated mode measures what an idle key costs once its actor has stopped.
+    passivateAfter: mode === 'passivated' ? '200ms' : '1h',
+    ...(marginArg > 0 ? { limitMargin: Number(process.argv[marginArg + 1]) } : {}),
+  },
+  sources: {
+    bench: {
+      allowHosts: ['api.example.com'],
+      limits: [{ key: '{source}/{account}', limit: 1, per: workload.windowMs }],
+      apis: { report: {} },
+    },
+  },
+});
+const marginMs = config.node.limitMargin;
+const source = config.sources.bench!;
+const api = source.apis.report!;
+
+const EMPTY = new Uint8Array(0);
+
+/** A JetStream message stand-in: ack, nak and working only count. */
+class BenchMessage implements JobMessage {
+  static acks = 0;
+  static naks = 0;
+  static workings = 0;
+  readonly keyIndex: number;
+  readonly subject: string;
+  readonly data = EMPTY;
+  readonly msgId = undefined;
+  readonly deliveryCount = 1;
+  readonly streamSeq = 0;
+  settled = false;
+  constructor(keyIndex: number, subject: string) {
+    this.keyIndex = keyIndex;
+    this.subject = subject;
+  }
+  async ack(): Promise<void> {
+    BenchMessage.acks++;
+    this.settled = true;
+  }
+  nak(): void {
+    BenchMessage.naks++;
+    this.settled = true;
+  }
+  working(): void {
+    BenchMessage.workings++;
+  }
+}
+
+/** What a key's jobs share (the router computes these per job; the values are the same). */
+interface KeyJobs {
+  job: Job;
+  key: string;
+  subject: string;
+  checks: LimitCheck[];
+  pauseKeys: string[];
+}
+
+function keyJobs(index: number): KeyJobs {
+  const account = `act_${index}`;
+  const job: Job = {
+    id: `bench-${index}`,
+    source: 'bench',
+    api: 'report',
+    account,
+    request: { method: 'GET', url: 'https://api.example.com/report', query: {}, headers: {}, body: null },
+    meta: {},
+  };
+  const vars = { ...job, node: 'bench' };
+  const checks = limitChecksFor(source, api, vars);
+  if (!checks.ok) throw new Error(checks.reason);
+  // The scopes the router resolves for every job (src/actors/router.ts).
+  const scopes = new Set([
+    DEFAULT_SCOPE,
+    '{source}/{account}',
+    '{source}',
+    ...source.signals.map((s) => s.scope),
+  ]);
+  const pauseKeys = [...scopes]
+    .map((scope) => resolveTemplate(scope, vars))
+    .filter((k): k is string => k !== undefined);
+  return {
+    job,
+    key: throttleKey(job),
+    subject: `prism.jobs.bench.report.${account}`,
+    checks: checks.checks,
+    pauseKeys,
+  };
+}
+
+function newWork(index: number, shared: KeyJobs): Work {
+  return {
+    job: shared.job,
+    key: shared.key,
+    message: new BenchMessage(index, shared.subject),
+    checks: shared.checks,
+    pauseKeys: shared.pauseKeys,
+    attempt: 1,
+    page: 0,
+    request: { url: shared.job.request.url, query: shared.job.request.query },
+    objects: [],
+    startedAt: now(),
+    throttled: 0,
+  };
+}
+
+/** Services the throttle path never touches: any use fails loudly instead of passing silently. */
+function unused<T extends object>(name: string): T {
+  return new Proxy({} as T, {
+    get: (_target, property) => {
+      throw new Error(`the throttle benchmark does not provide ${name}.${String(property)}`);
+    },
+  });
+}
+
+const stats = new NodeStats();
+const scheduler = new Scheduler(now);
+const services: NodeServices = {
+  config,
+  nodeName: 'bench',
+  log: pino({ level: 'warn' }),
+  ledger: new MemoryLedger(marginMs),
+  scheduler,
+  http: unused('http'),
+  storage: unused('storage'),
+  publisher: unused('publisher'),
+  attempts: unused('attempts'),
+  checkpoints: unused('checkpoints'),
+  credentials: new CredentialStore(config, {}),
+  stats,
+  now,
+};
+
+const recorder = new Recorder(workload.keys, workload.windowMs, marginMs, workload.steadyAfterMs);
+const refill = mode === 'run';
+const shared: KeyJobs[] = [];
+
+// The node's actor tree (src/system.ts), minus NATS, the collectors and metrics.
+const system = startActorSystem('prism-bench');
+const supervisor = spawnSupervisor(system, 'throttles', (error) => {
+  console.error('a throttle actor was stopped after repeated crashes', error);
+});
+const liveThrottles = new Set<ThrottleRef>();
+let throttleCount = 0;
+const router: RouterRef = spawnRouter(system, {
+  services,
+  spawnThrottle: (key) => {
+    const ref = spawnThrottle(supervisor, `throttle-${++throttleCount}`, {
+      key,
+      concurrency: api.concurrency,
+      services,
+      pool,
+      router,
+      onStopped: (stopped, leftovers) => {
+        liveThrottles.delete(stopped);
+        tell(router, { type: 'throttle-stopped', key, ref: stopped });
+        if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
+      },
+    });
+    liveThrottles.add(ref);
+    return ref;
+  },
+});
+const pool = spawnActor<undefined, PoolMessage>(system, {
+  name: 'collector-pool',
+  initialState: () => undefined,
+  receive: (state, message) => {
+    if (message.type !== 'call') return state;
+    const at = now();
+    const { work, replyTo } = message;
+    // As collect-page does when the request leaves: the slot counts from the real send time.
+    if (work.reservation !== undefined && at > (work.reservedAt ?? at))
+      void services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
+    const benchMessage = work.message as BenchMessage;
+    recorder.dispatch(benchMessage.keyIndex, at);
+    void benchMessage.ack();
+    // The key's next job goes straight to its throttle (in a node the router parses it first).
+    if (refill)
+      tell(replyTo, {
+        type: 'enqueue',
+        work: newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!),
+      });
+    tell(replyTo, { type: 'call-ended' });
+    return state;
+  },
+  supervision: {
+    restart: 'resume',
+    backoffBaseMs: 10,
+    backoffMaxMs: 1_000,
+    maxCrashes: 100,
+    windowMs: 60_000,
+    onCrash: ({ error }) => console.error('collector-pool crashed', error),
+  },
+});
+
+/** A key's first jobs reach the router, which spawns the key's throttle actor on demand. */
+function arrive(index: number, jobs: number): void {
+  const keyShared = keyJobs(index);
+  // Only the refill needs them later; an idle key must not be charged for the harness's copy.
+  if (refill) shared[index] = keyShared;
+  recorder.arrive(index, now());
+  const works: Work[] = [];
+  for (let i = 0; i < jobs; i++) works.push(newWork(index, keyShared));
+  tell(router, { type: 'reroute', works });
+}
+
+function shutDown(): void {
+  scheduler.stop();
+  for (const ref of liveThrottles) stopActor(ref);
+  stopActorSystem(system);
+}
+
+const settings = `limit 1/${workload.windowMs}ms per key, limitMargin ${marginMs} ms, passivateAfter ${config.node.passivateAfter / 1000} s`;
+if (mode === 'run') {
+  const result = await timedRun(workload, recorder, (index) => arrive(index, workload.backlog), {
+    contender: marginMs === 25 ? 'prism' : `prism (limitMargin ${marginMs} ms)`,
+    settings,
+    marginMs,
+  });
+  shutDown();
+  finish(result);
+} else {
+  const result = await idleMemory(
+    workload.keys,
+    async (keys) => {
+      for (let index = 0; index < keys; index++) arrive(index, 1);
+      await until(() => recorder.calls >= keys, 120_000, 'every key to make its call');
+      if (mode === 'idle') {
+        // Each call-ended reached its actor: every key is idle (nothing parked or in flight).
+        await until(() => [...stats.keys.values()].every((s) => s.inFlight === 0), 60_000, 'idle keys');
+      } else {
+        // Every key passivated: its actor stopped, its limit state stays in the ledger.
+        await until(() => liveThrottles.size === 0, 120_000, 'every key to passivate');
+      }
+    },
+    {
+      contender: 'prism',
+      settings: mode === 'idle' ? `${settings}, live actors` : `${settings}, passivated`,
+    },
+  );
+  shutDown();
+  finish(result);
+}
