@@ -35,7 +35,7 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
     // A reply whose throttle stopped meanwhile goes through the router, which finds the key's new actor.
     const reply = (next: ThrottleMessage): void => {
       if (deps.isLive(replyTo)) tell(replyTo, next);
-      else if (next.type === 'next-page' || next.type === 'throttled')
+      else if (next.type === 'next-page' || next.type === 'requeue' || next.type === 'throttled')
         tell(deps.router, { type: 'reroute', works: [next.work] });
     };
     try {
@@ -53,6 +53,9 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
             until: outcome.until,
             reason: outcome.reason,
           });
+          break;
+        case 'slot-lapsed':
+          reply({ type: 'requeue', work });
           break;
         case 'finished':
           await finishJob(work, services);

@@ -163,6 +163,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
         break;
       }
       case 'next-page':
+      case 'requeue':
         state.inFlight--;
         if (state.draining) message.work.message.nak(0);
         else state.parked.unshift(message.work);

@@ -16,7 +16,9 @@ export type PageOutcome =
   | { kind: 'finished' }
   | { kind: 'throttled'; scope: string; until: number; reason: string }
   | { kind: 'retry'; reason: string; notBefore?: number }
-  | { kind: 'reject'; reason: string };
+  | { kind: 'reject'; reason: string }
+  /** The call waited so long for a collector that its slot lapsed, and no new one is free yet. */
+  | { kind: 'slot-lapsed'; reason: string };
 
 /**
  * Fetches the work's next page, stores it, and finds the page after it. Updates `work` in place
@@ -31,6 +33,8 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   const problem = checkUrlAllowed(work.request.url, source.allowHosts);
   if (problem !== undefined) return { kind: 'reject', reason: `page ${work.page}: ${problem}` };
 
+  const lapsed = await retakeLateSlot(work, services);
+  if (lapsed !== undefined) return lapsed;
   const request = buildRequest(work, services);
   const started = services.now();
   let response: HttpResponse;
@@ -127,6 +131,28 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     startedAt: work.startedAt,
   });
   return { kind: 'next-page' };
+}
+
+/**
+ * A slot counts from when it was taken. A call that waited for a collector longer than half the
+ * margin would otherwise leave while a call that came after its window, on this node or another,
+ * is still inside it: it takes its slot again at the time it really leaves, or goes back to its
+ * throttle to wait for the next one.
+ */
+async function retakeLateSlot(work: Work, services: NodeServices): Promise<PageOutcome | undefined> {
+  if (work.reservation === undefined || work.reservedAt === undefined) return undefined;
+  const now = services.now();
+  if (now - work.reservedAt <= services.config.node.limitMargin / 2) return undefined;
+  const checks = work.reservedChecks ?? work.checks;
+  const slot = await services.ledger.retake(work.reservation, checks, now);
+  if (!slot.granted) {
+    work.reservation = undefined;
+    services.stats.lapsedSlots++;
+    return { kind: 'slot-lapsed', reason: slot.reason };
+  }
+  work.reservation = slot.id;
+  work.reservedAt = now;
+  return undefined;
 }
 
 /** Pauses or slows the scopes a platform's usage headers say are nearly spent (every node sees it). */

@@ -107,6 +107,14 @@ export class KvLedger implements RateLedger {
     }
   }
 
+  async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+    this.reservedAt.delete(id);
+    // Not atomic across the two steps: a node that takes the room in between only makes this
+    // call wait for the next slot, which is what it would have to do anyway.
+    for (const check of checks) await this.removeCall(check, id);
+    return this.reserve(checks, now);
+  }
+
   async pause(key: string, until: number, reason: string): Promise<void> {
     const kept = laterOf(this.pauses.get(key), { until, reason });
     this.pauses.set(key, kept);

@@ -24,6 +24,13 @@ export interface RateLedger {
    * slot is counted from then, so two calls never reach the API closer than the limit allows.
    */
   markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void>;
+  /**
+   * The call reserved as `id` is about to leave at `now`, well after its slot was taken (it
+   * waited for a free collector). Its slot may have left the window meanwhile and another call,
+   * from this node or another, taken the room: so the old slot is given back and a new one taken
+   * at `now`, or refused with when to try again. `markSent` only protects calls made after it.
+   */
+  retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation>;
   /** Stops every call of a scope key until `until` (a platform said so). */
   pause(key: string, until: number, reason: string): Promise<void>;
   /**

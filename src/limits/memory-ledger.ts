@@ -49,6 +49,11 @@ export class MemoryLedger implements RateLedger {
     for (const check of checks) this.logs.get(check.key)?.moveLater(id, sentAt);
   }
 
+  async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+    for (const check of checks) this.logs.get(check.key)?.remove(id);
+    return this.reserveSync(checks, now);
+  }
+
   async pause(key: string, until: number, reason: string): Promise<void> {
     this.pauses.set(key, laterOf(this.pauses.get(key), { until, reason }));
   }

@@ -92,6 +92,16 @@ export class WindowLog {
     return true;
   }
 
+  /** Forgets call `id` (its slot is given back); false when it is not in the log. */
+  remove(id: number): boolean {
+    const index = this.ids.indexOf(id, this.head);
+    if (index < 0) return false;
+    this.times.splice(index, 1);
+    this.weights.splice(index, 1);
+    this.ids.splice(index, 1);
+    return true;
+  }
+
   /** The newest call time, or -Infinity when empty. */
   newest(): number {
     return this.size === 0 ? Number.NEGATIVE_INFINITY : (this.times[this.times.length - 1] as number);

@@ -8,6 +8,8 @@ export type ThrottleMessage =
   | { type: 'wake' }
   /** A page was stored and the job has more: fetch the next one (jumps the queue). */
   | { type: 'next-page'; work: Work }
+  /** The call's slot lapsed while it waited for a collector: it waits for a new slot, first in line. */
+  | { type: 'requeue'; work: Work }
   /** A call ended and its job left this key (done, handed back to JetStream, or dead-lettered). */
   | { type: 'call-ended' }
   /** The platform said "too many calls": pause the scope, then retry the same page. */

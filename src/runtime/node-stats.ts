@@ -25,6 +25,8 @@ export class NodeStats {
   calls = 0;
   callFailures = 0;
   throttleSignals = 0;
+  /** Calls whose slot lapsed while they waited for a collector and had to wait for another. */
+  lapsedSlots = 0;
   pagesStored = 0;
   bytesStored = 0;
   storageRetries = 0;

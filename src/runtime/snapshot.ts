@@ -19,6 +19,7 @@ export interface NodeSnapshot {
     total: number;
     failures: number;
     throttleSignals: number;
+    lapsedSlots: number;
     perSecond: number;
     latencyMs: ReturnType<NodeStats['latencyPercentiles']>;
   };
@@ -105,6 +106,7 @@ export function takeSnapshot(
       total: stats.calls,
       failures: stats.callFailures,
       throttleSignals: stats.throttleSignals,
+      lapsedSlots: stats.lapsedSlots,
       perSecond: stats.takeDispatchRate(now),
       latencyMs: stats.latencyPercentiles(),
     },

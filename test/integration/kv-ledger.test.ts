@@ -98,6 +98,22 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
     });
   });
 
+  it('retakes a lapsed slot across nodes: refused while another node holds the room', async () => {
+    const [a, b] = ledgers as [KvLedger, KvLedger];
+    const check = [rolling('lapse/app', 1, 1_000)];
+    const late = await a.reserve(check, 10_000);
+    expect((await b.reserve(check, 11_000)).granted).toBe(true);
+    expect(late.granted && (await a.retake(late.id, check, 11_500))).toMatchObject({
+      granted: false,
+      retryAt: 12_000,
+    });
+    const again = await a.reserve(check, 12_000);
+    expect(again.granted).toBe(true);
+    // Where there is room the slot moves to the new time, and another node sees it there.
+    expect(again.granted && (await a.retake(again.id, check, 12_600))).toMatchObject({ granted: true });
+    expect(await b.reserve(check, 13_100)).toMatchObject({ granted: false, retryAt: 13_600 });
+  });
+
   it('spreads a pause to every node', async () => {
     await ledgers[0]!.pause('meta/act_1', Date.now() + 5_000, 'meta-account-limit');
     await expect

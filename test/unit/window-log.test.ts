@@ -31,6 +31,27 @@ describe('MemoryLedger sliding windows', () => {
     expect(ledger.reserveSync(c, 300)).toMatchObject({ granted: false, retryAt: 10_000, blockedBy: 'b' });
   });
 
+  it('retakes a lapsed slot at the time the call really leaves, or refuses and frees it', async () => {
+    const ledger = new MemoryLedger();
+    const c = [check(1, 1000, 'shared')];
+    const late = ledger.reserveSync(c, 0);
+    // The first call waits for a collector; its slot leaves the window and another call takes the room.
+    const other = ledger.reserveSync(c, 1000);
+    expect(other.granted).toBe(true);
+    expect(late.granted && (await ledger.retake(late.id, c, 1500))).toMatchObject({
+      granted: false,
+      retryAt: 2000,
+    });
+    // Refused, its old slot is gone too: the room after `other` is free for one call.
+    expect(ledger.reserveSync(c, 2000).granted).toBe(true);
+    // Retaken where there is room: a new slot at the new time.
+    const quiet = [check(1, 1000, 'quiet')];
+    const first = ledger.reserveSync(quiet, 0);
+    const again = first.granted ? await ledger.retake(first.id, quiet, 700) : first;
+    expect(again).toMatchObject({ granted: true });
+    expect(ledger.reserveSync(quiet, 1600)).toMatchObject({ granted: false, retryAt: 1700 });
+  });
+
   it('takes no slot in any limit when one limit refuses', () => {
     const ledger = new MemoryLedger();
     expect(ledger.reserveSync([check(1, 1000, 'shared')], 0).granted).toBe(true);
