@@ -235,7 +235,8 @@ for (const keys of options.keys) {
       const r = outcome.result;
       console.error(
         `  calls ${r.calls}/${r.idealCalls}, lateness p50/p99/max ${triple(r.lateness)}, ` +
-          `${r.violations} violations, CPU ${fmt(r.cpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMB, 0)} MB`,
+          `${r.violations} violations, CPU ${fmt(r.cpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMB, 0)} MB` +
+          (r.lapsedSlots === undefined ? '' : `, ${r.lapsedSlots} lapsed slots`),
       );
     }
     runs.push({ keys, contender, outcome });
@@ -323,6 +324,17 @@ for (const { keys, contender, outcome } of runs) {
     outcome.othersPercent === undefined ? '?' : `${fmt(outcome.othersPercent, 0)}% of the machine`,
   ]);
 }
+
+const lapsed = runs.flatMap(({ keys, outcome }) =>
+  'error' in outcome || outcome.result.lapsedSlots === undefined
+    ? []
+    : [`${outcome.result.lapsedSlots.toLocaleString('en-US')} at ${keys.toLocaleString('en-US')} keys`],
+);
+if (lapsed.length > 0)
+  lines.push(
+    '',
+    `Prism calls whose slot lapsed before they left and that went back to wait ('requeue'): ${lapsed.join(', ')}.`,
+  );
 
 const prismRun = (keys: number) => runs.find((r) => r.keys === keys && r.contender === 'prism')?.outcome;
 const peerRun = (keys: number) => runs.find((r) => r.keys === keys && r.contender === 'bottleneck')?.outcome;

@@ -54,6 +54,8 @@ export interface RunResult {
   latenessSteady: Percentiles;
   /** Two dispatches of one key closer than the window. */
   violations: number;
+  /** Prism: calls whose slot lapsed while they waited to leave and went back to wait (requeue). */
+  lapsedSlots?: number;
   /** Smallest gap between two dispatches of one key, ms. */
   minGapMs: number;
   /** At the end of the window: keys whose next call was allowed (with margin) >100 ms ago and not made. */

@@ -1,9 +1,11 @@
 /**
  * Contender "prism": the node's real throttle path. Real nact actors (src/actors/nact-typed.ts),
  * one real throttle actor per key (spawnThrottle) under a silent supervisor, the real
- * MemoryLedger and Scheduler. Only the collector pool is a stand-in: it notes when each call
- * reaches it (the dispatch), counts the slot from then as the real collector does (markSent),
- * brings the key a new job (as the router would) and ends the call at once.
+ * MemoryLedger and Scheduler. Only the collector pool is a stand-in for the pool and its
+ * collectors: as collect-page does, it takes a slot again when the call reached it more than
+ * half the margin after it was reserved (or hands the call back to wait, 'requeue'), then the
+ * call leaves: it notes the dispatch time, counts the slot from then (markSent), brings the key
+ * a new job (as the router would) and ends the call at once.
  *
  * Keys arrive through the real router (spawnRouter), which spawns each key's throttle on demand.
  *
@@ -205,26 +207,54 @@ const router: RouterRef = spawnRouter(system, {
     return ref;
   },
 });
+type CallMessage = Extract<PoolMessage, { type: 'call' }>;
+
+/** The call leaves now: what collect-page does when undici writes the request, then the reply. */
+function send({ work, replyTo }: CallMessage): void {
+  const at = now();
+  // The slot counts from the real send time (markSent, as in collect-page's onSend).
+  if (work.reservation !== undefined && at > (work.reservedAt ?? at))
+    void services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
+  const benchMessage = work.message as BenchMessage;
+  recorder.dispatch(benchMessage.keyIndex, at);
+  void benchMessage.ack();
+  // The key's next job goes straight to its throttle (in a node the router parses it first).
+  if (refill)
+    tell(replyTo, {
+      type: 'enqueue',
+      work: newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!),
+    });
+  tell(replyTo, { type: 'call-ended' });
+}
+
+/** collect-page's retakeLateSlot: a slot taken more than half the margin ago is taken again now. */
+async function retakeThenSend(message: CallMessage): Promise<void> {
+  const { work, replyTo } = message;
+  const slot = await services.ledger.retake(work.reservation!, work.reservedChecks ?? work.checks, now());
+  if (!slot.granted) {
+    work.reservation = undefined;
+    stats.lapsedSlots++;
+    tell(replyTo, { type: 'requeue', work });
+    return;
+  }
+  work.reservation = slot.id;
+  work.reservedAt = now();
+  send(message);
+}
+
 const pool = spawnActor<undefined, PoolMessage>(system, {
   name: 'collector-pool',
   initialState: () => undefined,
   receive: (state, message) => {
     if (message.type !== 'call') return state;
-    const at = now();
-    const { work, replyTo } = message;
-    // As collect-page does when the request leaves: the slot counts from the real send time.
-    if (work.reservation !== undefined && at > (work.reservedAt ?? at))
-      void services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
-    const benchMessage = work.message as BenchMessage;
-    recorder.dispatch(benchMessage.keyIndex, at);
-    void benchMessage.ack();
-    // The key's next job goes straight to its throttle (in a node the router parses it first).
-    if (refill)
-      tell(replyTo, {
-        type: 'enqueue',
-        work: newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!),
-      });
-    tell(replyTo, { type: 'call-ended' });
+    const { work } = message;
+    if (
+      work.reservation !== undefined &&
+      work.reservedAt !== undefined &&
+      now() - work.reservedAt > marginMs / 2
+    )
+      return retakeThenSend(message).then(() => state);
+    send(message);
     return state;
   },
   supervision: {
@@ -261,6 +291,7 @@ if (mode === 'run') {
     settings,
     marginMs,
   });
+  result.lapsedSlots = stats.lapsedSlots;
   shutDown();
   finish(result);
 } else {
