@@ -24,7 +24,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildResult, IdleResult, Percentiles, RunResult } from './measure.ts';
+import {
+  machineCpu,
+  type ChildResult,
+  type IdleResult,
+  type Percentiles,
+  type RunResult,
+} from './measure.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -82,23 +88,6 @@ function readOptions(argv: readonly string[]): Options {
   };
 }
 
-/** Busy and total CPU time of the whole machine so far, in seconds (Linux /proc/stat). */
-function machineCpu(): { busy: number; total: number } | undefined {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8')
-      .split('\n')[0]!
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { busy: (total - idle) / 100, total: total / 100 };
-  } catch {
-    return undefined;
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits (up to `maxSeconds`) until other processes use less than `belowPercent` of the machine. */
@@ -117,8 +106,6 @@ async function waitForQuiet(belowPercent: number, maxSeconds: number): Promise<n
 
 interface Measured<R> {
   result: R;
-  /** CPU the rest of the machine used while the child ran, % of all cores. */
-  othersPercent: number | undefined;
   wallSeconds: number;
 }
 
@@ -130,7 +117,6 @@ async function runChild<R extends ChildResult>(
   const quiet = await waitForQuiet(options.quietBelow, options.quietWait);
   if (quiet !== undefined) console.error(`  machine ${quiet.toFixed(0)}% busy before the start`);
   const spec = CONTENDERS[contender]!;
-  const before = machineCpu();
   const started = Date.now();
   return new Promise((resolve) => {
     let result: R | undefined;
@@ -147,18 +133,10 @@ async function runChild<R extends ChildResult>(
     });
     child.on('exit', (code, signal) => {
       clearTimeout(limit);
-      const after = machineCpu();
       const wallSeconds = (Date.now() - started) / 1_000;
-      if (result === undefined) {
+      if (result === undefined)
         resolve({ error: `exited with ${signal ?? `code ${code}`} before reporting` });
-        return;
-      }
-      const childCpu = result.mode === 'run' ? result.cpuTotalSeconds : 0;
-      const othersPercent =
-        before === undefined || after === undefined || result.mode !== 'run'
-          ? undefined
-          : (100 * Math.max(0, after.busy - before.busy - childCpu)) / (after.total - before.total);
-      resolve({ result, othersPercent, wallSeconds });
+      else resolve({ result, wallSeconds });
     });
   });
 }
@@ -167,8 +145,13 @@ const fmt = (n: number, digits = 1): string =>
   Number.isFinite(n)
     ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
     : '–';
-const ms = (n: number): string =>
-  Number.isNaN(n) ? '–' : n >= 1_000 ? `${fmt(n / 1_000, 2)} s` : `${fmt(n, n < 10 ? 2 : 1)} ms`;
+// A NaN (no calls in that range) arrives as null over IPC.
+const ms = (n: number | null): string =>
+  n === null || Number.isNaN(n)
+    ? '–'
+    : n >= 1_000
+      ? `${fmt(n / 1_000, 2)} s`
+      : `${fmt(n, n < 10 ? 2 : 1)} ms`;
 const triple = (p: Percentiles): string => `${ms(p.p50)} / ${ms(p.p99)} / ${ms(p.max)}`;
 const ratio = (a: number, b: number): string => (b > 0 && Number.isFinite(a / b) ? `${fmt(a / b, 1)}×` : '–');
 
@@ -185,7 +168,7 @@ function git(args: string[]): string {
       cwd: root,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
+    });
   } catch {
     return '?';
   }
@@ -267,6 +250,11 @@ if (options.idleKeys > 0) {
 }
 
 // ---- the report ----
+const dirty = git(['status', '--porcelain', '--', 'src'])
+  .split('\n')
+  .filter((line) => line.trim() !== '')
+  .map((line) => line.slice(3))
+  .join(', ');
 const lines: string[] = [];
 const row = (cells: string[]): void => {
   lines.push(`| ${cells.join(' | ')} |`);
@@ -274,8 +262,8 @@ const row = (cells: string[]): void => {
 lines.push(
   `Run ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} on ${machine.cores} cores (${machine.cpu}), ` +
     `${fmt(machine.memoryGiB, 0)} GiB RAM, Node ${machine.node}, bottleneck ${version('bottleneck')}, ` +
-    `nact ${version('nact')}, Prism at ${git(['rev-parse', '--short', 'HEAD'])}` +
-    `${git(['status', '--porcelain', '--', 'src']) === '' ? '' : ' (with uncommitted changes in src/)'}.`,
+    `nact ${version('nact')}, Prism at ${git(['rev-parse', '--short', 'HEAD']).trim()}` +
+    `${dirty === '' ? '' : ` with uncommitted changes in ${dirty}`}.`,
   '',
   `Command: \`${commandLine()}\``,
   '',
@@ -312,7 +300,7 @@ for (const { keys, contender, outcome } of runs) {
 }
 lines.push(
   '',
-  "| keys | contender | CPU s during the run | CPU s per 1,000 calls made | peak RSS | other processes' CPU meanwhile |",
+  '| keys | contender | CPU s during the run | CPU s per 1,000 calls made | peak RSS | CPU of other processes during the run |',
   '|---:|---|---:|---:|---:|---:|',
 );
 for (const { keys, contender, outcome } of runs) {
@@ -324,7 +312,7 @@ for (const { keys, contender, outcome } of runs) {
     fmt(r.cpuSeconds, 2),
     fmt((1_000 * r.cpuSeconds) / r.calls, 3),
     `${fmt(r.peakRssMB, 0)} MB`,
-    outcome.othersPercent === undefined ? '?' : `${fmt(outcome.othersPercent, 0)}% of the machine`,
+    r.othersPercent === undefined ? '?' : `${fmt(r.othersPercent, 0)}% of the machine`,
   ]);
 }
 

@@ -3,6 +3,7 @@
  * dispatch times into lateness, violations and "still waiting" figures. Nothing here trusts the
  * limiter under test: every figure comes from the dispatch times the stand-in API sees.
  */
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { writeHeapSnapshot } from 'node:v8';
 
@@ -71,6 +72,8 @@ export interface RunResult {
   startRssMB: number;
   /** How late the end-of-window timer fired (event-loop saturation shows here). */
   endTimerLagMs: number;
+  /** CPU other processes used during the window, % of the whole machine (Linux only). */
+  othersPercent: number | undefined;
   /** 1-minute load average of the machine when the child started and ended. */
   loadBefore: number;
   loadAfter: number;
@@ -267,6 +270,7 @@ export async function timedRun(
   const loadBefore = loadAverage();
   const startRssMB = mb(process.memoryUsage.rss());
   const cpuStart = process.cpuUsage();
+  const machineStart = machineCpu();
   const start = now();
   recorder.start(start);
   const ended = new Promise<number>((resolve) => {
@@ -277,7 +281,13 @@ export async function timedRun(
   const endAt = start + workload.durationMs;
   const { overdueKeys, maxOverdueMs } = recorder.close(endAt);
   const cpu = process.cpuUsage(cpuStart);
+  const machineEnd = machineCpu();
   const total = process.cpuUsage();
+  const othersPercent =
+    machineStart === undefined || machineEnd === undefined
+      ? undefined
+      : (100 * Math.max(0, machineEnd.busy - machineStart.busy - (cpu.user + cpu.system) / 1e6)) /
+        (machineEnd.total - machineStart.total);
   return {
     mode: 'run',
     ...describe,
@@ -299,6 +309,7 @@ export async function timedRun(
     peakRssMB: process.resourceUsage().maxRSS / 1024,
     startRssMB,
     endTimerLagMs: endedAt - endAt,
+    othersPercent,
     loadBefore,
     loadAfter: loadAverage(),
   };
@@ -346,6 +357,23 @@ export async function idleMemory(
     heapMB: mb(after.heapUsed),
     rssMB: mb(after.rss),
   };
+}
+
+/** Busy and total CPU time of the whole machine so far, in seconds (Linux /proc/stat). */
+export function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return undefined;
+  }
 }
 
 export function loadAverage(): number {
