@@ -228,9 +228,10 @@ function send({ work, replyTo }: CallMessage): void {
 }
 
 /** collect-page's retakeLateSlot: a slot taken more than half the margin ago is taken again now. */
-async function retakeThenSend(message: CallMessage): Promise<void> {
+async function retakeThenSend(message: CallMessage, reservation: number): Promise<void> {
   const { work, replyTo } = message;
-  const slot = await services.ledger.retake(work.reservation!, work.reservedChecks ?? work.checks, now());
+  const at = now();
+  const slot = await services.ledger.retake(reservation, work.reservedChecks ?? work.checks, at);
   if (!slot.granted) {
     work.reservation = undefined;
     stats.lapsedSlots++;
@@ -238,7 +239,7 @@ async function retakeThenSend(message: CallMessage): Promise<void> {
     return;
   }
   work.reservation = slot.id;
-  work.reservedAt = now();
+  work.reservedAt = at;
   send(message);
 }
 
@@ -253,7 +254,7 @@ const pool = spawnActor<undefined, PoolMessage>(system, {
       work.reservedAt !== undefined &&
       now() - work.reservedAt > marginMs / 2
     )
-      return retakeThenSend(message).then(() => state);
+      return retakeThenSend(message, work.reservation).then(() => state);
     send(message);
     return state;
   },
