@@ -83,7 +83,7 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       state.parked.shift();
       head.reservation = slot.id;
       head.reservedChecks = checks;
-      head.reservedAt = now;
+      head.reservedAt = slot.at;
       state.inFlight++;
       tell(deps.pool, { type: 'call', work: head, replyTo: ctx.self });
     }

@@ -151,7 +151,7 @@ async function retakeLateSlot(work: Work, services: NodeServices): Promise<PageO
     return { kind: 'slot-lapsed', reason: slot.reason };
   }
   work.reservation = slot.id;
-  work.reservedAt = now;
+  work.reservedAt = slot.at;
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { EmulatorConfigError, parseEmulatorConfig, styleOf } from './config.ts';
 import { FaultBook } from './faults.ts';
 import { LimitBook } from './limit-book.ts';
@@ -97,6 +97,12 @@ class Emulator {
   private recentNext = 0;
   private since = new Date();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /**
+   * The emulator's own event-loop delay: an arrival is timed when its request is parsed, so a
+   * stalled loop (a starved process on a busy machine) squeezes arrivals together. Its maximum
+   * bounds the emulator's measuring error, to tell that from a client's.
+   */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 5 });
   private closed = false;
   /** `127.0.0.1:PORT`, for next URLs when a request has no usable Host header. */
   fallbackHost = '127.0.0.1';
@@ -104,6 +110,7 @@ class Emulator {
   constructor(config: EmulatorConfig) {
     this.cfg = config;
     this.book = new LimitBook(config);
+    this.loopDelay.enable();
   }
 
   get config(): EmulatorConfig {
@@ -117,6 +124,7 @@ class Emulator {
   }
 
   reset(): void {
+    this.loopDelay.reset();
     this.counters = zeroCounters(this.counters.inFlight);
     this.book.clear();
     this.faults.clear();
@@ -153,11 +161,13 @@ class Emulator {
       headerNames: [...this.headerNames].sort(),
       recentUrls: brief ? [] : recent,
       since: this.since.toISOString(),
+      loopDelayMaxMs: Math.round(this.loopDelay.max / 1e5) / 10,
     };
   }
 
   /** Stops pending answers; the server destroys the sockets. */
   shutdown(): void {
+    this.loopDelay.disable();
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();

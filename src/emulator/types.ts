@@ -128,6 +128,8 @@ export interface EmulatorStats {
   recentUrls: string[];
   /** When the counters were last reset (ISO time). */
   since: string;
+  /** The emulator's largest event-loop delay since the last reset: its own timing error bound. */
+  loopDelayMaxMs: number;
 }
 
 export interface EmulatorHandle {

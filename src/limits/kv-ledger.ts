@@ -50,10 +50,14 @@ export class KvLedger implements RateLedger {
     return ledger;
   }
 
-  async reserve(checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+  async reserve(checks: readonly LimitCheck[], asked: number): Promise<Reservation> {
     const id = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
-    if (checks.length === 0) return { granted: true, id };
+    if (checks.length === 0) return { granted: true, id, at: asked };
+    const started = performance.now();
     for (let attempt = 0; attempt < 50; attempt++) {
+      // Each attempt decides at its own time: conflicts with other nodes can take tens of ms,
+      // and a slot recorded at the first attempt's time would count from before the call left.
+      const now = asked + (performance.now() - started);
       const states = await Promise.all(checks.map((c) => this.read(c.key)));
       let retryAt = now;
       let blocked: LimitCheck | undefined;
@@ -80,7 +84,7 @@ export class KvLedger implements RateLedger {
       }
       if (!conflict) {
         this.reservedAt.set(id, now);
-        return { granted: true, id };
+        return { granted: true, id, at: now };
       }
       this.conflicts++;
       // All or nothing: take back the slots already written, then decide again on fresh state.
@@ -187,6 +191,10 @@ export class KvLedger implements RateLedger {
       entry === null || entry.operation !== 'PUT'
         ? { value: undefined, revision: entry?.revision ?? 0 }
         : { value: entry.json<Stored>(), revision: entry.revision };
+    // Reads and writes of one key overlap (many throttle actors share a scope): a read that
+    // started before this node's own write must not put the older value back in the cache.
+    const known = this.cache.get(key);
+    if (known !== undefined && known.revision > cached.revision) return known;
     this.cache.set(key, cached);
     return cached;
   }
@@ -212,10 +220,21 @@ export class KvLedger implements RateLedger {
     key: string,
     change: (value: Stored | undefined) => Stored | undefined,
   ): Promise<void> {
+    // Whether the cache was just read from KV (a failed write refreshes it too).
+    let fresh = false;
     for (let attempt = 0; attempt < 50; attempt++) {
       const state = await this.read(key);
       const next = change(state.value);
-      if (next === undefined || (await this.write(key, next, state.revision))) return;
+      if (next === undefined) {
+        // "Nothing to change" may be the cache's view only (this node's own call not in it yet,
+        // when a read overlapped the write that added it): decide again on what KV holds.
+        if (fresh) return;
+        await this.fetch(key);
+        fresh = true;
+        continue;
+      }
+      if (await this.write(key, next, state.revision)) return;
+      fresh = true;
     }
   }
 
@@ -246,7 +265,9 @@ export class KvLedger implements RateLedger {
       return { fit, value: { d: day, n: used + check.weight } };
     }
     const windowMs = check.windowMs + this.marginMs;
-    const log = stored !== undefined && 't' in stored ? stored : { t: [], i: [] };
+    // Oldest first, always: eviction and the fit below read the log in order, and a call added
+    // by one node may be older than one another node added a moment before.
+    const log = stored !== undefined && 't' in stored ? sortedLog(stored) : { t: [], i: [] };
     // Keep only the calls still inside the window: the entry stays as small as the limit.
     const horizon = now - windowMs;
     let first = 0;
@@ -272,8 +293,15 @@ export class KvLedger implements RateLedger {
     }
     const value: Stored = { t: [...t, now], i: [...i, id] };
     if (w !== undefined || check.weight !== 1) value.w = [...(w ?? t.map(() => 1)), check.weight];
-    return { fit, value };
+    return { fit, value: sortedLog(value) };
   }
+}
+
+/** The log itself when it is in time order (the usual case), else a sorted copy. */
+function sortedLog<T extends { t: number[]; w?: number[]; i: number[] }>(value: T): T {
+  for (let j = 1; j < value.t.length; j++)
+    if ((value.t[j] as number) < (value.t[j - 1] as number)) return sortLog(value) as T;
+  return value;
 }
 
 function sortLog(value: { t: number[]; w?: number[]; i: number[] }): Stored {

@@ -9,7 +9,9 @@ export interface LimitCheck {
 }
 
 export type Reservation =
-  { granted: true; id: number } | { granted: false; retryAt: number; blockedBy: string; reason: string };
+  /** `at`: the time the slot was recorded at (later than asked when the ledger had to retry). */
+  | { granted: true; id: number; at: number }
+  | { granted: false; retryAt: number; blockedBy: string; reason: string };
 
 /**
  * Where calls are counted. Every throttle actor asks it for a slot for each limit that applies

@@ -42,7 +42,7 @@ export class MemoryLedger implements RateLedger {
     }
     const id = this.nextId++;
     for (const check of checks) (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
-    return { granted: true, id };
+    return { granted: true, id, at: now };
   }
 
   async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {

@@ -129,7 +129,12 @@ describe('limits hold across three node processes', () => {
         ),
       );
     expect(ids.filter((id) => !h.results.has(id)).map((id) => [id, h.dead.get(id)?.reason])).toEqual([]);
-    expect(stats.violations).toBe(0);
+    // Which rules broke, and how much the emulator's own loop lagged (its timing error), if any did.
+    expect({
+      violations: stats.violations,
+      broken: stats.byRule.filter((r) => r.violations > 0).map((r) => r.name),
+      emulatorLoopDelayMaxMs: stats.violations > 0 ? stats.loopDelayMaxMs : 'not needed',
+    }).toEqual({ violations: 0, broken: [], emulatorLoopDelayMaxMs: 'not needed' });
     expect(stats.throttled).toBe(0);
     // The work really was spread: every node finished some jobs.
     const byNode = new Set(ids.map((id) => h.results.get(id)?.node));

@@ -43,7 +43,8 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
         while (Date.now() - start < 2_500) {
           const now = Date.now();
           const r = await ledger.reserve(check, now);
-          if (r.granted) granted.push(now);
+          // The slot counts from when the ledger recorded it (its successful attempt).
+          if (r.granted) granted.push(r.at);
           else await new Promise((res) => setTimeout(res, Math.max(0, Math.min(50, r.retryAt - Date.now()))));
         }
       }),
@@ -102,16 +103,18 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
     const [a, b] = ledgers as [KvLedger, KvLedger];
     const check = [rolling('lapse/app', 1, 1_000)];
     const late = await a.reserve(check, 10_000);
-    expect((await b.reserve(check, 11_000)).granted).toBe(true);
-    expect(late.granted && (await a.retake(late.id, check, 11_500))).toMatchObject({
-      granted: false,
-      retryAt: 12_000,
-    });
-    const again = await a.reserve(check, 12_000);
+    expect((await b.reserve(check, 11_050)).granted).toBe(true);
+    // (A ledger records a slot at the time of its successful attempt: a few ms after `now` at most.)
+    const refused = late.granted ? await a.retake(late.id, check, 11_500) : late;
+    expect(refused).toMatchObject({ granted: false, retryAt: expect.closeTo(12_050, -1) });
+    const again = await a.reserve(check, 12_100);
     expect(again.granted).toBe(true);
     // Where there is room the slot moves to the new time, and another node sees it there.
     expect(again.granted && (await a.retake(again.id, check, 12_600))).toMatchObject({ granted: true });
-    expect(await b.reserve(check, 13_100)).toMatchObject({ granted: false, retryAt: 13_600 });
+    expect(await b.reserve(check, 13_100)).toMatchObject({
+      granted: false,
+      retryAt: expect.closeTo(13_600, -1),
+    });
   });
 
   it('spreads a pause to every node', async () => {
