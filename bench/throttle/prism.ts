@@ -239,7 +239,7 @@ async function retakeThenSend(message: CallMessage, reservation: number): Promis
     return;
   }
   work.reservation = slot.id;
-  work.reservedAt = at;
+  work.reservedAt = slot.at;
   send(message);
 }
 
