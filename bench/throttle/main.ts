@@ -4,11 +4,11 @@
  * the memory an idle key costs in each. Writes bench/results/throttle-<date>.md (the table for
  * docs/benchmarks.md) and .json (every figure), and prints the table.
  *
- *   npm run bench:throttle                      # the reported run: 10k and 100k keys, 30 s each
+ *   npm run bench:throttle                      # the reported run: 1k, 10k and 100k keys, 30 s each
  *   npm run bench:throttle -- --keys 1000 --duration 5 --idle-keys 1000    # a quick look
  *
  * Flags (or THROTTLE_BENCH_<FLAG> in the environment, e.g. THROTTLE_BENCH_KEYS=1000):
- *   --keys 10000,100000      key counts of the timed runs
+ *   --keys 1000,10000,100000 key counts of the timed runs (1,000: where neither contender is saturated)
  *   --duration 30            seconds each timed run records dispatches
  *   --contenders prism,bottleneck   also: prism-margin0 (Prism with limitMargin 0)
  *   --idle-keys 100000       keys for the memory-per-idle-key runs (0: skip them)
@@ -72,7 +72,7 @@ function readOptions(argv: readonly string[]): Options {
   const contenders = get('contenders', 'prism,bottleneck').split(',');
   for (const c of contenders) if (CONTENDERS[c] === undefined) throw new Error(`unknown contender ${c}`);
   return {
-    keys: get('keys', '10000,100000')
+    keys: get('keys', '1000,10000,100000')
       .split(',')
       .map((k) => Number(k.replace(/_/g, '')))
       .filter((k) => k > 0),
