@@ -399,10 +399,16 @@ const stamp = startedAt
   .replace(/\.\d+Z$/, 'Z');
 const base = options.out.endsWith('.md') ? options.out.slice(0, -3) : join(options.out, `throttle-${stamp}`);
 mkdirSync(dirname(base), { recursive: true });
-writeFileSync(`${base}.md`, markdown);
-writeFileSync(
+// Formatted as the repository's prettier config wants, so `npm run format:check` stays green.
+const prettier = await import('prettier');
+const write = async (file: string, text: string): Promise<void> => {
+  const config = (await prettier.resolveConfig(file)) ?? {};
+  writeFileSync(file, await prettier.format(text, { ...config, filepath: file }));
+};
+await write(`${base}.md`, markdown);
+await write(
   `${base}.json`,
-  JSON.stringify({ startedAt, command: commandLine(), machine, options, runs, idles }, null, 2) + '\n',
+  JSON.stringify({ startedAt, command: commandLine(), machine, options, runs, idles }, null, 2),
 );
-console.log(markdown);
+console.log(readFileSync(`${base}.md`, 'utf8'));
 console.error(`written: ${relative(process.cwd(), base)}.md and .json`);
