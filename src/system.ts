@@ -172,6 +172,12 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const metrics = spawnMetrics(system, services, snapshot);
   const metricsTimer = setInterval(() => tell(metrics, { type: 'tick' }), config.node.metricsInterval);
   metricsTimer.unref();
+  // The in-memory ledger forgets keys no limit window still needs (the KV ledger has a TTL).
+  const { ledger } = services;
+  const sweepTimer = setInterval(() => {
+    if (ledger instanceof MemoryLedger) ledger.sweep(preciseNow());
+  }, 60_000);
+  sweepTimer.unref();
   const statusSub: Subscription = nc.subscribe(STATUS_SUBJECT, {
     callback: (_error, msg) => {
       try {
@@ -206,6 +212,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       for (const message of source.heldMessages()) message.nak(0);
       source.close();
       clearInterval(metricsTimer);
+      clearInterval(sweepTimer);
       statusSub.unsubscribe();
       scheduler.stop();
       for (const ref of [...liveThrottles]) stopActor(ref);

@@ -11,6 +11,7 @@ export class MemoryLedger implements RateLedger {
   private readonly slowdowns = new Map<string, Slowdown>();
   private nextId = 1;
   private readonly marginMs: number;
+  private longestWindowMs = 0;
 
   constructor(marginMs = 0) {
     this.marginMs = marginMs;
@@ -70,11 +71,14 @@ export class MemoryLedger implements RateLedger {
     return current(this.pauses, key, now);
   }
 
-  /** Forgets keys with no call in any window (memory stays bounded by live keys). */
+  /**
+   * Forgets keys whose newest call is older than the longest window any limit has asked about
+   * (a day at least, for daily quotas): memory stays bounded by the keys still in use. The node
+   * calls it every minute.
+   */
   sweep(now: number): void {
-    for (const [key, log] of this.logs) {
-      if (log.newest() < now - 86_400_000 - this.marginMs) this.logs.delete(key);
-    }
+    const horizon = now - Math.max(this.longestWindowMs, 86_400_000) - this.marginMs;
+    for (const [key, log] of this.logs) if (log.newest() < horizon) this.logs.delete(key);
   }
 
   get keyCount(): number {
@@ -93,6 +97,7 @@ export class MemoryLedger implements RateLedger {
       log = new WindowLog();
       this.logs.set(check.key, log);
     }
+    if (check.windowMs > this.longestWindowMs) this.longestWindowMs = check.windowMs;
     if (check.reset === 'utc-day') log.evictBefore(utcDayStart(now));
     else log.evict(now, this.windowOf(check));
     return log;

@@ -52,6 +52,17 @@ describe('MemoryLedger sliding windows', () => {
     expect(ledger.reserveSync(quiet, 1600)).toMatchObject({ granted: false, retryAt: 1700 });
   });
 
+  it('sweeps keys no window needs any more, keeping those a longer limit still counts', () => {
+    const ledger = new MemoryLedger();
+    const day = 86_400_000;
+    ledger.reserveSync([check(1, 1000, 'short')], 0);
+    ledger.reserveSync([check(10, 3 * day, 'long')], 0);
+    ledger.sweep(2 * day);
+    expect(ledger.keyCount).toBe(2);
+    ledger.sweep(3 * day + 1);
+    expect(ledger.keyCount).toBe(0);
+  });
+
   it('takes no slot in any limit when one limit refuses', () => {
     const ledger = new MemoryLedger();
     expect(ledger.reserveSync([check(1, 1000, 'shared')], 0).granted).toBe(true);
