@@ -29,9 +29,8 @@ import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import type { LimitCheck } from '../../src/limits/ledger.ts';
-import { limitChecksFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
+import { limitChecksFor, pauseKeysFor } from '../../src/limits/limit-keys.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
-import { DEFAULT_SCOPE } from '../../src/limits/signals.ts';
 import type { Job } from '../../src/messages/job.ts';
 import type { PoolMessage } from '../../src/messages/pool-messages.ts';
 import { throttleKey } from '../../src/messages/subject.ts';
@@ -115,16 +114,7 @@ function keyJobs(index: number): KeyJobs {
   const vars = { ...job, node: 'bench' };
   const checks = limitChecksFor(source, api, vars);
   if (!checks.ok) throw new Error(checks.reason);
-  // The scopes the router resolves for every job (src/actors/router.ts).
-  const scopes = new Set([
-    DEFAULT_SCOPE,
-    '{source}/{account}',
-    '{source}',
-    ...source.signals.map((s) => s.scope),
-  ]);
-  const pauseKeys = [...scopes]
-    .map((scope) => resolveTemplate(scope, vars))
-    .filter((k): k is string => k !== undefined);
+  const pauseKeys = pauseKeysFor(source, vars);
   return {
     job,
     key: throttleKey(job),

@@ -1,7 +1,6 @@
 import type { PrismConfig } from '../config/schema.ts';
 import { deadLetter } from '../collect/settle.ts';
-import { limitChecksFor, resolveTemplate } from '../limits/limit-keys.ts';
-import { DEFAULT_SCOPE } from '../limits/signals.ts';
+import { limitChecksFor, pauseKeysFor } from '../limits/limit-keys.ts';
 import { parseJob, type Job } from '../messages/job.ts';
 import type { RouterMessage } from '../messages/router-messages.ts';
 import { throttleKey } from '../messages/subject.ts';
@@ -135,16 +134,7 @@ async function toWork(
     );
     return undefined;
   }
-  // Scopes a pause or slowdown can name: the key, the account, the source (usage headers), and the signals'.
-  const scopes = new Set([
-    DEFAULT_SCOPE,
-    '{source}/{account}',
-    '{source}',
-    ...source.signals.map((s) => s.scope),
-  ]);
-  const pauseKeys = [...scopes]
-    .map((scope) => resolveTemplate(scope, vars))
-    .filter((k): k is string => k !== undefined);
+  const pauseKeys = pauseKeysFor(source, vars);
   // A first delivery is the first attempt; only a redelivery needs the attempt log.
   const attempt =
     message.deliveryCount <= 1 ? 1 : (await services.attempts.failures(job.id).catch(() => 0)) + 1;

@@ -1,5 +1,6 @@
 import type { ApiConfig, LimitConfig, SourceConfig } from '../config/schema.ts';
 import type { LimitCheck } from './ledger.ts';
+import { DEFAULT_SCOPE } from './signals.ts';
 
 export interface TemplateVars {
   source: string;
@@ -59,4 +60,18 @@ function mergeSameKey(checks: LimitCheck[]): LimitCheck[] {
     if (existing === undefined || check.limit < existing.limit) byKey.set(check.key, check);
   }
   return [...byKey.values()];
+}
+
+/**
+ * The scope keys whose pauses and slowdowns stop a job: its own key, its account, its source
+ * (usage headers pause those), and every scope the source's signals name.
+ */
+export function pauseKeysFor(source: SourceConfig, vars: TemplateVars): string[] {
+  const scopes = new Set([
+    DEFAULT_SCOPE,
+    '{source}/{account}',
+    '{source}',
+    ...source.signals.map((s) => s.scope),
+  ]);
+  return [...scopes].map((scope) => resolveTemplate(scope, vars)).filter((k): k is string => k !== undefined);
 }

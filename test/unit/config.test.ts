@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/config/duration.ts';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import { productionConfig } from '../../src/config/platforms.ts';
-import { limitChecksFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
+import { limitChecksFor, pauseKeysFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
 
 describe('durations', () => {
   it.each([
@@ -72,5 +72,24 @@ describe('config', () => {
     });
     expect(limitChecksFor(source, source.apis.r!, { ...vars, meta: {} })).toMatchObject({ ok: false });
     expect(resolveTemplate('{source}/{node}', vars)).toBe('af/n1');
+  });
+
+  it("names the scopes whose pauses stop a job: its key, account, source and its signals' scopes", () => {
+    const config = parseConfig({
+      sources: {
+        g: {
+          allowHosts: ['x.example'],
+          signals: [
+            { name: 'app', match: { status: 429 }, scope: '{source}/{meta.app}', action: { type: 'pause' } },
+            { name: 'acct', match: { status: 403 }, scope: '{source}/{account}', action: { type: 'pause' } },
+          ],
+          apis: { r: {} },
+        },
+      },
+    });
+    const vars = { source: 'g', api: 'r', account: 'a1', node: 'n1', meta: { app: 'x' } };
+    expect(pauseKeysFor(config.sources.g!, vars)).toEqual(['g/r/a1', 'g/a1', 'g', 'g/x']);
+    // A scope the job cannot fill (no meta.app) stops nothing rather than everything.
+    expect(pauseKeysFor(config.sources.g!, { ...vars, meta: {} })).toEqual(['g/r/a1', 'g/a1', 'g']);
   });
 });
