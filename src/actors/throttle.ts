@@ -16,6 +16,9 @@ import type { KeyStatus } from '../runtime/node-stats.ts';
 const paceMs = (checks: readonly LimitCheck[]): number =>
   checks.reduce((pace, c) => Math.max(pace, (c.windowMs * c.weight) / c.limit), 0);
 
+/** How soon a key tries again when the ledger (NATS KV) did not answer. */
+const LEDGER_RETRY_MS = 1_000;
+
 /** A pause longer than this hands the key's parked jobs back to JetStream until it ends. */
 const LONG_PAUSE_MS = 60_000;
 
@@ -74,7 +77,17 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       status.pausedUntil = undefined;
       status.pauseReason = undefined;
       const checks = withSlowdowns(head);
-      const slot = await ledger.reserve(checks, now);
+      let slot;
+      try {
+        slot = await ledger.reserve(checks, now);
+      } catch (error) {
+        // The ledger is in NATS, which may be restarting: no call without a slot; try again soon.
+        // Counted for the metrics line (one warning per key would be 100,000 lines).
+        stats.ledgerErrors++;
+        services.log.debug({ err: error, key }, 'ledger unavailable; the key waits');
+        wait(state, ctx, now + LEDGER_RETRY_MS, `ledger unavailable: ${(error as Error).message}`);
+        return;
+      }
       if (!slot.granted) {
         if (slot.retryAt - now > LONG_PAUSE_MS) spill(state, slot.retryAt - now);
         wait(state, ctx, slot.retryAt, slot.reason);
@@ -171,7 +184,13 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       case 'throttled':
         state.inFlight--;
         stats.throttleSignals++;
-        await ledger.pause(message.scope, message.until, message.reason);
+        // The pause holds on this node even when NATS cannot spread it (the ledger keeps it in
+        // memory first), so a failure to spread it is not worth a crash.
+        await ledger
+          .pause(message.scope, message.until, message.reason)
+          .catch((error: unknown) =>
+            services.log.warn({ err: error, key }, 'ledger unavailable: the pause holds on this node only'),
+          );
         if (state.draining) message.work.message.nak(0);
         else state.parked.unshift(message.work);
         break;

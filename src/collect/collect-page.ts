@@ -46,7 +46,14 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
       onSend: (at) => {
         // The slot counts from when the call really leaves, not from when it was granted.
         if (work.reservation !== undefined && at > (work.reservedAt ?? at))
-          void services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
+          services.ledger
+            .markSent(work.reservation, work.reservedChecks ?? work.checks, at)
+            .catch((error: unknown) =>
+              services.log.warn(
+                { err: error, key: work.key },
+                'ledger unavailable: a slot stays at its reserved time',
+              ),
+            );
       },
     });
   } catch (error) {
@@ -123,13 +130,18 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   work.page++;
   // Credentials the platform echoed into its next URL are not kept; the node adds its own per call.
   work.request = { url: stripCredentials(next.request.url), query: next.request.query };
-  // The page is stored: from here a redelivered job continues with the next one.
-  await services.checkpoints.save(job.id, {
-    page: work.page,
-    request: work.request,
-    objects: work.objects,
-    startedAt: work.startedAt,
-  });
+  // The page is stored: from here a redelivered job continues with the next one. Without NATS
+  // the checkpoint is skipped; a redelivery then fetches again from the last one that was saved.
+  await services.checkpoints
+    .save(job.id, {
+      page: work.page,
+      request: work.request,
+      objects: work.objects,
+      startedAt: work.startedAt,
+    })
+    .catch((error: unknown) =>
+      services.log.warn({ err: error, job: job.id }, 'checkpoint not saved: NATS unavailable'),
+    );
   return { kind: 'next-page' };
 }
 
@@ -144,7 +156,14 @@ async function retakeLateSlot(work: Work, services: NodeServices): Promise<PageO
   const now = services.now();
   if (now - work.reservedAt <= services.config.node.limitMargin / 2) return undefined;
   const checks = work.reservedChecks ?? work.checks;
-  const slot = await services.ledger.retake(work.reservation, checks, now);
+  let slot;
+  try {
+    slot = await services.ledger.retake(work.reservation, checks, now);
+  } catch (error) {
+    // NATS restarting: no call leaves without a slot; the throttle waits until the ledger is back.
+    work.reservation = undefined;
+    return { kind: 'slot-lapsed', reason: `ledger unavailable: ${(error as Error).message}` };
+  }
   if (!slot.granted) {
     work.reservation = undefined;
     services.stats.lapsedSlots++;
@@ -166,8 +185,14 @@ async function applyUsage(
   for (const advice of usageAdvice(headers, source?.usage, now)) {
     const scope = resolveTemplate(advice.scope, { ...work.job, node: services.nodeName });
     if (scope === undefined) continue;
-    if (advice.action === 'pause') await services.ledger.pause(scope, advice.until, advice.reason);
-    else await services.ledger.slow(scope, advice.until, advice.intervalMs, advice.reason);
+    try {
+      if (advice.action === 'pause') await services.ledger.pause(scope, advice.until, advice.reason);
+      else await services.ledger.slow(scope, advice.until, advice.intervalMs, advice.reason);
+    } catch (error) {
+      // The page is fetched and paid for: store it. The advice holds on this node (the ledger
+      // keeps it in memory first); other nodes miss it while NATS is away.
+      services.log.warn({ err: error, scope }, 'ledger unavailable: usage advice kept on this node only');
+    }
   }
 }
 

@@ -27,6 +27,8 @@ export class NodeStats {
   throttleSignals = 0;
   /** Calls whose slot lapsed while they waited for a collector and had to wait for another. */
   lapsedSlots = 0;
+  /** Reservations the ledger could not answer (NATS away): the key waited and tried again. */
+  ledgerErrors = 0;
   pagesStored = 0;
   bytesStored = 0;
   storageRetries = 0;

@@ -20,6 +20,7 @@ export interface NodeSnapshot {
     failures: number;
     throttleSignals: number;
     lapsedSlots: number;
+    ledgerErrors: number;
     perSecond: number;
     latencyMs: ReturnType<NodeStats['latencyPercentiles']>;
   };
@@ -107,6 +108,7 @@ export function takeSnapshot(
       failures: stats.callFailures,
       throttleSignals: stats.throttleSignals,
       lapsedSlots: stats.lapsedSlots,
+      ledgerErrors: stats.ledgerErrors,
       perSecond: stats.takeDispatchRate(now),
       latencyMs: stats.latencyPercentiles(),
     },
