@@ -29,6 +29,7 @@ export class KvLedger implements RateLedger {
   private readonly pauses = new Map<string, { until: number; reason: string }>();
   private readonly slowdowns = new Map<string, Slowdown>();
   private readonly reservedAt = new Map<number, number>();
+  private reservationsSweptAt = 0;
   private readonly marginMs: number;
   private readonly log: Logger | undefined;
   private readonly watches: Array<Promise<void>> = [];
@@ -83,7 +84,7 @@ export class KvLedger implements RateLedger {
         }
       }
       if (!conflict) {
-        this.reservedAt.set(id, now);
+        this.rememberReservation(id, now);
         return { granted: true, id, at: now };
       }
       this.conflicts++;
@@ -91,6 +92,19 @@ export class KvLedger implements RateLedger {
       for (const i of written) await this.removeCall(checks[i] as LimitCheck, id);
     }
     throw new Error(`ledger: too many conflicts reserving ${checks.map((c) => c.key).join(', ')}`);
+  }
+
+  /**
+   * When each slot was taken, until its call leaves (markSent) or it is retaken. A call that never
+   * left (its connection failed) leaves its entry behind: forget entries older than any call
+   * could wait once there are many.
+   */
+  private rememberReservation(id: number, at: number): void {
+    if (this.reservedAt.size >= 10_000 && at - this.reservationsSweptAt > 60_000) {
+      this.reservationsSweptAt = at;
+      for (const [old, when] of this.reservedAt) if (when < at - 600_000) this.reservedAt.delete(old);
+    }
+    this.reservedAt.set(id, at);
   }
 
   async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
