@@ -13,10 +13,10 @@ import {
   tell,
   type ParentRef,
 } from './actors/nact-typed.ts';
-import type { CollectorRef, ThrottleRef } from './actors/refs.ts';
+import type { CollectorRef } from './actors/refs.ts';
 import { spawnRouter } from './actors/router.ts';
 import { preciseNow, type NodeServices } from './actors/services.ts';
-import { spawnThrottle } from './actors/throttle.ts';
+import { ThrottleRegistry } from './actors/throttle-registry.ts';
 import { KvAttemptLog, type AttemptLog } from './bus/attempt-log.ts';
 import { JobSource } from './bus/job-source.ts';
 import { KvCheckpointStore } from './bus/checkpoints.ts';
@@ -123,37 +123,18 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     log.error({ err: error }, `${what}: a child was stopped after repeated crashes`);
   const throttleSupervisor: ParentRef = spawnSupervisor(system, 'throttles', escalated('throttles'));
   const collectorSupervisor: ParentRef = spawnSupervisor(system, 'collectors', escalated('collectors'));
-  const liveThrottles = new Set<ThrottleRef>();
   const poison = new Map<string, number>();
   const pool = spawnCollectorPool(system, services);
-  let throttleCount = 0;
-  const router = spawnRouter(system, {
-    services,
-    spawnThrottle: (key, job) => {
-      const api = config.sources[job.source]?.apis[job.api];
-      const ref = spawnThrottle(throttleSupervisor, `throttle-${++throttleCount}`, {
-        key,
-        concurrency: api?.concurrency ?? 1,
-        services,
-        pool,
-        router,
-        onStopped: (stopped, leftovers) => {
-          liveThrottles.delete(stopped);
-          tell(router, { type: 'throttle-stopped', key, ref: stopped });
-          if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
-        },
-      });
-      liveThrottles.add(ref);
-      return ref;
-    },
-  });
+  const throttles = new ThrottleRegistry(throttleSupervisor, services, pool);
+  const router = spawnRouter(system, { services, spawnThrottle: throttles.spawn });
+  throttles.router = router;
   const collectors: CollectorRef[] = [];
   for (let i = 0; i < concurrency; i++) {
     const collector = spawnCollector(collectorSupervisor, `collector-${i}`, {
       services,
       pool,
       router,
-      isLive: (ref) => liveThrottles.has(ref as ThrottleRef),
+      isLive: (ref) => throttles.has(ref),
       poison,
     });
     collectors.push(collector);
@@ -205,7 +186,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     (drained ??= (async () => {
       log.info({ held: source.heldCount }, 'draining: no more pulls, parked jobs go back to JetStream');
       await source.stopPulling();
-      for (const ref of liveThrottles) tell(ref, { type: 'release-parked' });
+      for (const ref of throttles.refs()) tell(ref, { type: 'release-parked' });
       const deadline = Date.now() + config.node.drainTimeout;
       while (source.heldCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       // Whatever is still held after the deadline goes back too: another node finishes it.
@@ -215,7 +196,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       clearInterval(sweepTimer);
       statusSub.unsubscribe();
       scheduler.stop();
-      for (const ref of [...liveThrottles]) stopActor(ref);
+      for (const ref of throttles.refs()) stopActor(ref);
       for (const ref of collectors) stopActor(ref);
       stopActorSystem(system);
       log.info({ snapshot: snapshot() }, 'node stopped');

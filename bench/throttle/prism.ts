@@ -21,10 +21,10 @@ import {
   stopActorSystem,
   tell,
 } from '../../src/actors/nact-typed.ts';
-import type { RouterRef, ThrottleRef } from '../../src/actors/refs.ts';
+import type { RouterRef } from '../../src/actors/refs.ts';
 import { spawnRouter } from '../../src/actors/router.ts';
 import type { NodeServices } from '../../src/actors/services.ts';
-import { spawnThrottle } from '../../src/actors/throttle.ts';
+import { ThrottleRegistry } from '../../src/actors/throttle-registry.ts';
 import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
@@ -176,27 +176,6 @@ const system = startActorSystem('prism-bench');
 const supervisor = spawnSupervisor(system, 'throttles', (error) => {
   console.error('a throttle actor was stopped after repeated crashes', error);
 });
-const liveThrottles = new Set<ThrottleRef>();
-let throttleCount = 0;
-const router: RouterRef = spawnRouter(system, {
-  services,
-  spawnThrottle: (key) => {
-    const ref = spawnThrottle(supervisor, `throttle-${++throttleCount}`, {
-      key,
-      concurrency: api.concurrency,
-      services,
-      pool,
-      router,
-      onStopped: (stopped, leftovers) => {
-        liveThrottles.delete(stopped);
-        tell(router, { type: 'throttle-stopped', key, ref: stopped });
-        if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
-      },
-    });
-    liveThrottles.add(ref);
-    return ref;
-  },
-});
 type CallMessage = Extract<PoolMessage, { type: 'call' }>;
 
 /** The call leaves now: what collect-page does when undici writes the request, then the reply. */
@@ -258,6 +237,11 @@ const pool = spawnActor<undefined, PoolMessage>(system, {
   },
 });
 
+// The node's own wiring of throttle actors (src/actors/throttle-registry.ts, as src/system.ts).
+const throttles = new ThrottleRegistry(supervisor, services, pool);
+const router: RouterRef = spawnRouter(system, { services, spawnThrottle: throttles.spawn });
+throttles.router = router;
+
 /** A key's first jobs reach the router, which spawns the key's throttle actor on demand. */
 function arrive(index: number, jobs: number): void {
   const keyShared = keyJobs(index);
@@ -271,7 +255,7 @@ function arrive(index: number, jobs: number): void {
 
 function shutDown(): void {
   scheduler.stop();
-  for (const ref of liveThrottles) stopActor(ref);
+  for (const ref of throttles.refs()) stopActor(ref);
   stopActorSystem(system);
 }
 
@@ -296,7 +280,7 @@ if (mode === 'run') {
         await until(() => [...stats.keys.values()].every((s) => s.inFlight === 0), 60_000, 'idle keys');
       } else {
         // Every key passivated: its actor stopped, its limit state stays in the ledger.
-        await until(() => liveThrottles.size === 0, 120_000, 'every key to passivate');
+        await until(() => throttles.size === 0, 120_000, 'every key to passivate');
       }
     },
     {

@@ -1,0 +1,61 @@
+import type { Job } from '../messages/job.ts';
+import { tell, type ParentRef } from './nact-typed.ts';
+import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
+import type { NodeServices } from './services.ts';
+import { spawnThrottle } from './throttle.ts';
+
+/**
+ * Spawns each key's throttle actor under the silent `throttles` supervisor (nact copies a
+ * parent's children map on every message it handles, so the parent handles none) and knows
+ * which are alive: collectors reply only to live ones, and a drain reaches every one. A stopped
+ * actor tells the router, which hands anything that arrived meanwhile to the key's next actor.
+ */
+export class ThrottleRegistry {
+  private readonly live = new Set<ThrottleRef>();
+  private spawned = 0;
+  private readonly supervisor: ParentRef;
+  private readonly services: NodeServices;
+  private readonly pool: CollectorPoolRef;
+  /** Set once the router exists (it is created with `spawn` as its factory). */
+  router: RouterRef | undefined;
+
+  constructor(supervisor: ParentRef, services: NodeServices, pool: CollectorPoolRef) {
+    this.supervisor = supervisor;
+    this.services = services;
+    this.pool = pool;
+  }
+
+  /** The router's factory: a throttle actor for `key`, with the concurrency of the job's api. */
+  readonly spawn = (key: string, job: Job): ThrottleRef => {
+    const router = this.router;
+    if (router === undefined) throw new Error('ThrottleRegistry.router is not set');
+    const api = this.services.config.sources[job.source]?.apis[job.api];
+    const ref = spawnThrottle(this.supervisor, `throttle-${++this.spawned}`, {
+      key,
+      concurrency: api?.concurrency ?? 1,
+      services: this.services,
+      pool: this.pool,
+      router,
+      onStopped: (stopped, leftovers) => {
+        this.live.delete(stopped);
+        tell(router, { type: 'throttle-stopped', key, ref: stopped });
+        if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
+      },
+    });
+    this.live.add(ref);
+    return ref;
+  };
+
+  has(ref: unknown): boolean {
+    return this.live.has(ref as ThrottleRef);
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** A copy: stopping an actor removes it from the live set. */
+  refs(): ThrottleRef[] {
+    return [...this.live];
+  }
+}
