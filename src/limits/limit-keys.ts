@@ -10,24 +10,45 @@ export interface TemplateVars {
   meta: Record<string, unknown>;
 }
 
+/** A template cut into literal text and the variables between it, once per template. */
+type TemplatePart = string | { name: string; field: string | undefined };
+const compiledTemplates = new Map<string, TemplatePart[]>();
+
+function compile(template: string): TemplatePart[] {
+  let parts = compiledTemplates.get(template);
+  if (parts !== undefined) return parts;
+  parts = [];
+  let last = 0;
+  for (const match of template.matchAll(/\{([a-z]+)(?:\.([A-Za-z0-9_]+))?\}/g)) {
+    if (match.index > last) parts.push(template.slice(last, match.index));
+    parts.push({ name: match[1] as string, field: match[2] });
+    last = match.index + match[0].length;
+  }
+  if (last < template.length) parts.push(template.slice(last));
+  // Templates come from the config (and signal scopes from it): a bounded set.
+  compiledTemplates.set(template, parts);
+  return parts;
+}
+
 /**
  * Fills a key template such as `{source}/{account}` or `{source}/{meta.app_id}`. Returns
- * undefined when a `{meta.x}` the template needs is missing from the job.
+ * undefined when a `{meta.x}` the template needs is missing from the job. (The router fills
+ * several per job, so templates are parsed once, not matched by a regular expression each time.)
  */
 export function resolveTemplate(template: string, vars: TemplateVars): string | undefined {
-  let missing = false;
-  const key = template.replace(/\{([a-z]+)(?:\.([A-Za-z0-9_]+))?\}/g, (_, name: string, field?: string) => {
-    if (name === 'meta') {
-      const value = field !== undefined ? vars.meta[field] : undefined;
-      if (typeof value !== 'string' && typeof value !== 'number') {
-        missing = true;
-        return '';
-      }
-      return encodeURIComponent(String(value));
+  let key = '';
+  for (const part of compile(template)) {
+    if (typeof part === 'string') {
+      key += part;
+      continue;
     }
-    return encodeURIComponent(vars[name as 'source' | 'api' | 'account' | 'node']);
-  });
-  return missing ? undefined : key;
+    if (part.name === 'meta') {
+      const value = part.field !== undefined ? vars.meta[part.field] : undefined;
+      if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+      key += encodeURIComponent(String(value));
+    } else key += encodeURIComponent(vars[part.name as 'source' | 'api' | 'account' | 'node']);
+  }
+  return key;
 }
 
 export type LimitChecksResult = { ok: true; checks: LimitCheck[] } | { ok: false; reason: string };
@@ -67,11 +88,20 @@ function mergeSameKey(checks: LimitCheck[]): LimitCheck[] {
  * (usage headers pause those), and every scope the source's signals name.
  */
 export function pauseKeysFor(source: SourceConfig, vars: TemplateVars): string[] {
-  const scopes = new Set([
-    DEFAULT_SCOPE,
-    '{source}/{account}',
-    '{source}',
-    ...source.signals.map((s) => s.scope),
-  ]);
-  return [...scopes].map((scope) => resolveTemplate(scope, vars)).filter((k): k is string => k !== undefined);
+  let scopes = pauseScopes.get(source);
+  if (scopes === undefined) {
+    scopes = [
+      ...new Set([DEFAULT_SCOPE, '{source}/{account}', '{source}', ...source.signals.map((s) => s.scope)]),
+    ];
+    pauseScopes.set(source, scopes);
+  }
+  const keys: string[] = [];
+  for (const scope of scopes) {
+    const key = resolveTemplate(scope, vars);
+    if (key !== undefined) keys.push(key);
+  }
+  return keys;
 }
+
+/** The scope templates of each source's pauses (the same for every job of the source). */
+const pauseScopes = new WeakMap<SourceConfig, string[]>();
