@@ -2,7 +2,7 @@ import type { Job } from '../messages/job.ts';
 import { tell, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
-import { spawnThrottle } from './throttle.ts';
+import { throttleKind, type SpawnThrottle } from './throttle.ts';
 
 /**
  * Spawns each key's throttle actor under the silent `throttles` supervisor (nact copies a
@@ -16,8 +16,7 @@ export class ThrottleRegistry {
   private readonly supervisor: ParentRef;
   private readonly services: NodeServices;
   private readonly pool: CollectorPoolRef;
-  /** Set once the router exists (it is created with `spawn` as its factory). */
-  router: RouterRef | undefined;
+  private spawnKind: SpawnThrottle | undefined;
 
   constructor(supervisor: ParentRef, services: NodeServices, pool: CollectorPoolRef) {
     this.supervisor = supervisor;
@@ -25,23 +24,25 @@ export class ThrottleRegistry {
     this.pool = pool;
   }
 
-  /** The router's factory: a throttle actor for `key`, with the concurrency of the job's api. */
-  readonly spawn = (key: string, job: Job): ThrottleRef => {
-    const router = this.router;
-    if (router === undefined) throw new Error('ThrottleRegistry.router is not set');
-    const api = this.services.config.sources[job.source]?.apis[job.api];
-    const ref = spawnThrottle(this.supervisor, `throttle-${++this.spawned}`, {
-      key,
-      concurrency: api?.concurrency ?? 1,
+  /** Set once the router exists (it is created with `spawn` as its factory). */
+  set router(router: RouterRef) {
+    this.spawnKind = throttleKind({
       services: this.services,
       pool: this.pool,
       router,
-      onStopped: (stopped, leftovers) => {
+      onStopped: (stopped, key, leftovers) => {
         this.live.delete(stopped);
         tell(router, { type: 'throttle-stopped', key, ref: stopped });
         if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
       },
     });
+  }
+
+  /** The router's factory: a throttle actor for `key`, with the concurrency of the job's api. */
+  readonly spawn = (key: string, job: Job): ThrottleRef => {
+    if (this.spawnKind === undefined) throw new Error('ThrottleRegistry.router is not set');
+    const api = this.services.config.sources[job.source]?.apis[job.api];
+    const ref = this.spawnKind(this.supervisor, `throttle-${++this.spawned}`, key, api?.concurrency ?? 1);
     this.live.add(ref);
     return ref;
   };

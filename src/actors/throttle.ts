@@ -1,17 +1,27 @@
 import Denque from 'denque';
 import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
-import { spawnActor, stopActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
+import { defineActor, stopActor, tell, type ParentRef } from './nact-typed.ts';
 import type { NodeServices } from './services.ts';
 import type { ThrottleMessage } from '../messages/throttle-messages.ts';
 import type { Work } from '../messages/work.ts';
-import type { LimitCheck } from '../limits/ledger.ts';
+import type { LimitCheck, Reservation } from '../limits/ledger.ts';
+import { describeLimit } from '../limits/memory-ledger.ts';
 import type { KeyStatus } from '../runtime/node-stats.ts';
 
 /**
- * One per key `<source>.<api>.<account>`: parks the key's jobs in its own deque and lets one go
- * whenever the ledger has a slot in every limit that applies, up to the key's concurrency. It
- * never holds the only copy of a job: each parked job is still unacked in JetStream.
+ * The throttle actor, one per key `<source>.<api>.<account>`: parks the key's jobs in its own
+ * deque and lets one go whenever the ledger has a slot in every limit that applies, up to the
+ * key's concurrency. It never holds the only copy of a job: each parked job is still unacked in
+ * JetStream.
+ *
+ * Holds: a `KeyThrottle` (below). Receives: `ThrottleMessage` (jobs from the router, replies
+ * from collectors, wake-ups from the scheduler). Sends: `call` to the collector pool,
+ * `throttle-idle` to the router; naks jobs back to JetStream when it holds too many or waits long.
+ *
+ * Every key's actor runs the same behaviour (`throttleKind`, defined once per node): an idle key
+ * costs its state and nact's actor, not a set of closures of its own.
  */
+
 /** The smallest average spacing the limits allow (window / limit), 0 without limits. */
 const paceMs = (checks: readonly LimitCheck[]): number =>
   checks.reduce((pace, c) => Math.max(pace, (c.windowMs * c.weight) / c.limit), 0);
@@ -22,98 +32,222 @@ const LEDGER_RETRY_MS = 1_000;
 /** A pause longer than this hands the key's parked jobs back to JetStream until it ends. */
 const LONG_PAUSE_MS = 60_000;
 
-interface ThrottleState {
-  parked: Denque<Work>;
-  inFlight: number;
+const WAKE: ThrottleMessage = Object.freeze({ type: 'wake' });
+
+/**
+ * What one key's throttle actor holds. It is also the key's entry in `NodeStats.keys` (read by
+ * the metrics line and `prism status`), so a status request costs no message to 100,000 actors.
+ */
+export class KeyThrottle implements KeyStatus {
+  readonly key: string;
+  readonly concurrency: number;
+  /** Jobs waiting for a slot, first in line first; none allocated while the key is idle. */
+  parkedJobs: Denque<Work> | undefined = undefined;
+  inFlight = 0;
   /** The earliest wake-up already asked of the scheduler. */
-  wakeAt: number;
+  wakeAt = Number.POSITIVE_INFINITY;
+  /**
+   * The ledger will not grant `notBeforeChecks` before this time (its last refusal, or what it
+   * said with its last grant): asking sooner would only be refused. Only ever a lower bound, so
+   * it can delay a call, never let one through: the ledger decides every call.
+   */
+  notBefore = 0;
+  notBeforeChecks: readonly LimitCheck[] | undefined = undefined;
+  notBeforeWhy: WaitReason = undefined;
   idleSince: number;
   /** Jobs received from the router (it compares before letting this actor stop). */
-  received: number;
+  received = 0;
   /** The node drains: no new calls start; jobs go back to JetStream for other nodes. */
-  draining: boolean;
-  status: KeyStatus;
+  draining = false;
+  /** When the key may call again, and why it waits (see WaitReason). */
+  waitUntil: number | undefined = undefined;
+  waitWhy: WaitReason = undefined;
+  pausedUntil: number | undefined = undefined;
+  pauseReason: string | undefined = undefined;
+
+  constructor(key: string, concurrency: number, now: number) {
+    this.key = key;
+    this.concurrency = concurrency;
+    this.idleSince = now;
+  }
+
+  get parked(): number {
+    return this.parkedJobs?.length ?? 0;
+  }
+
+  get waitReason(): string | undefined {
+    if (this.waitUntil === undefined) return this.parked > 0 ? `concurrency ${this.concurrency}` : undefined;
+    return typeof this.waitWhy === 'object' ? describeLimit(this.waitWhy) : this.waitWhy;
+  }
+
+  park(work: Work, first: boolean): void {
+    if (this.parkedJobs === undefined) this.parkedJobs = new Denque<Work>();
+    if (first) this.parkedJobs.unshift(work);
+    else this.parkedJobs.push(work);
+  }
+
+  /** Takes every parked job out (to hand back to JetStream or to the router). */
+  takeParked(): Work[] {
+    const works = this.parkedJobs?.toArray() ?? [];
+    this.parkedJobs = undefined;
+    return works;
+  }
+
+  waitFor(until: number | undefined, why: WaitReason): void {
+    this.waitUntil = until;
+    this.waitWhy = why;
+  }
 }
 
+/**
+ * Why a key waits: a text (a pause, the ledger away), or the limit that has no room (described
+ * only when status is read: a text per refusal would cost an allocation on the hot path).
+ */
+type WaitReason = string | LimitCheck | undefined;
+
+/** What every throttle actor of a node shares. */
 export interface ThrottleDeps {
-  key: string;
-  concurrency: number;
   services: NodeServices;
   pool: CollectorPoolRef;
   router: RouterRef;
-  onStopped: (ref: ThrottleRef, leftovers: Work[]) => void;
+  /** The actor stopped; `leftovers` are jobs that reached it after it agreed to retire. */
+  onStopped: (ref: ThrottleRef, key: string, leftovers: Work[]) => void;
 }
 
-export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDeps): ThrottleRef {
-  const { services, key } = deps;
+export type SpawnThrottle = (
+  parent: ParentRef,
+  name: string,
+  key: string,
+  concurrency: number,
+) => ThrottleRef;
+
+/** Defines the throttle behaviour once for a node; returns how to spawn one key's actor. */
+export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
+  const { services } = deps;
   const { stats, ledger, scheduler, config } = services;
 
-  const wakeAt = (state: ThrottleState, ctx: ActorContext<ThrottleMessage>, at: number): void => {
+  const wakeUp = (self: ThrottleRef): void => tell(self, WAKE);
+
+  const wakeAt = (state: KeyThrottle, self: ThrottleRef, at: number): void => {
     if (at >= state.wakeAt) return;
     state.wakeAt = at;
-    scheduler.at(at, () => tell(ctx.self, { type: 'wake' }));
+    scheduler.at(at, wakeUp, self);
   };
 
-  const pump = async (state: ThrottleState, ctx: ActorContext<ThrottleMessage>): Promise<void> => {
-    const { status } = state;
-    while (state.parked.length > 0 && state.inFlight < deps.concurrency) {
-      const head = state.parked.peekFront() as Work;
+  /**
+   * Lets parked jobs go while the ledger grants slots and concurrency allows. Synchronous while
+   * the ledger answers at once (the in-memory ledger); a promise while it asks NATS.
+   */
+  const pump = (state: KeyThrottle, self: ThrottleRef): Promise<void> | undefined => {
+    const parked = state.parkedJobs;
+    while (parked !== undefined && parked.length > 0 && state.inFlight < state.concurrency) {
+      const head = parked.peekFront() as Work;
       if (head.message.settled) {
         // Handed back to JetStream already (after a crash): a redelivery will bring it again.
-        state.parked.shift();
+        parked.shift();
         continue;
       }
       const now = services.now();
-      for (const pauseKey of head.pauseKeys) {
-        const pause = ledger.pausedUntil(pauseKey, now);
-        if (pause !== undefined) {
-          status.pausedUntil = pause.until;
-          status.pauseReason = pause.reason;
-          if (pause.until - now > LONG_PAUSE_MS) spill(state, pause.until - now);
-          wait(state, ctx, pause.until, `paused: ${pause.reason}`);
-          return;
-        }
+      if (paused(state, self, head, now)) return undefined;
+      const checks = withSlowdowns(head, now);
+      if (now < state.notBefore && sameChecks(checks, state.notBeforeChecks)) {
+        state.waitFor(state.notBefore, state.notBeforeWhy);
+        wakeAt(state, self, state.notBefore);
+        return undefined;
       }
-      status.pausedUntil = undefined;
-      status.pauseReason = undefined;
-      const checks = withSlowdowns(head);
-      let slot;
+      let slot: Reservation | Promise<Reservation>;
       try {
-        slot = await ledger.reserve(checks, now);
+        slot = ledger.reserve(checks, now);
       } catch (error) {
-        // The ledger is in NATS, which may be restarting: no call without a slot; try again soon.
-        // Counted for the metrics line (one warning per key would be 100,000 lines).
-        stats.ledgerErrors++;
-        services.log.debug({ err: error, key }, 'ledger unavailable; the key waits');
-        wait(state, ctx, now + LEDGER_RETRY_MS, `ledger unavailable: ${(error as Error).message}`);
-        return;
+        ledgerDown(state, self, now, error);
+        return undefined;
       }
-      if (!slot.granted) {
-        if (slot.retryAt - now > LONG_PAUSE_MS) spill(state, slot.retryAt - now);
-        wait(state, ctx, slot.retryAt, slot.reason);
-        return;
-      }
-      state.parked.shift();
-      head.reservation = slot.id;
-      head.reservedChecks = checks;
-      head.reservedAt = slot.at;
-      state.inFlight++;
-      tell(deps.pool, { type: 'call', work: head, replyTo: ctx.self });
+      if (slot instanceof Promise)
+        return slot.then(
+          (answer) => (take(state, self, head, checks, answer, now) ? pump(state, self) : undefined),
+          (error: unknown) => ledgerDown(state, self, now, error),
+        );
+      if (!take(state, self, head, checks, slot, now)) return undefined;
     }
-    status.waitUntil = undefined;
-    status.waitReason = state.parked.length > 0 ? `concurrency ${deps.concurrency}` : undefined;
-    syncCounts(state);
-    if (state.parked.length === 0 && state.inFlight === 0) {
+    state.waitFor(undefined, undefined);
+    if (state.parked === 0 && state.inFlight === 0) {
+      // An idle key keeps no deque (100,000 idle keys, 100,000 fewer arrays).
+      state.parkedJobs = undefined;
       state.idleSince = services.now();
-      wakeAt(state, ctx, state.idleSince + config.node.passivateAfter);
+      wakeAt(state, self, state.idleSince + config.node.passivateAfter);
     }
+    return undefined;
+  };
+
+  /** Acts on the ledger's answer for the head job; true when it left and the next may follow. */
+  const take = (
+    state: KeyThrottle,
+    self: ThrottleRef,
+    head: Work,
+    checks: LimitCheck[],
+    slot: Reservation,
+    now: number,
+  ): boolean => {
+    if (!slot.granted) {
+      state.notBefore = slot.retryAt;
+      state.notBeforeChecks = checks;
+      state.notBeforeWhy = slot.limit ?? slot.reason;
+      if (slot.retryAt - now > LONG_PAUSE_MS) spill(state, slot.retryAt - now);
+      state.waitFor(slot.retryAt, state.notBeforeWhy);
+      wakeAt(state, self, slot.retryAt);
+      return false;
+    }
+    if (slot.next !== undefined) {
+      state.notBefore = slot.next.at;
+      state.notBeforeChecks = checks;
+      state.notBeforeWhy = slot.next.limit;
+    }
+    state.parkedJobs?.shift();
+    head.reservation = slot.id;
+    head.reservedChecks = checks;
+    head.reservedAt = slot.at;
+    state.inFlight++;
+    tell(deps.pool, { type: 'call', work: head, replyTo: self });
+    return true;
+  };
+
+  /** A pause in force on any scope of the head job: wait for its end (spilling if it is long). */
+  const paused = (state: KeyThrottle, self: ThrottleRef, head: Work, now: number): boolean => {
+    if (!ledger.hasSignals) {
+      state.pausedUntil = undefined;
+      state.pauseReason = undefined;
+      return false;
+    }
+    for (const pauseKey of head.pauseKeys) {
+      const pause = ledger.pausedUntil(pauseKey, now);
+      if (pause === undefined) continue;
+      state.pausedUntil = pause.until;
+      state.pauseReason = pause.reason;
+      if (pause.until - now > LONG_PAUSE_MS) spill(state, pause.until - now);
+      state.waitFor(pause.until, `paused: ${pause.reason}`);
+      wakeAt(state, self, pause.until);
+      return true;
+    }
+    state.pausedUntil = undefined;
+    state.pauseReason = undefined;
+    return false;
+  };
+
+  /** The ledger is in NATS, which may be restarting: no call without a slot; try again soon. */
+  const ledgerDown = (state: KeyThrottle, self: ThrottleRef, now: number, error: unknown): void => {
+    // Counted for the metrics line (one warning per key would be 100,000 lines).
+    stats.ledgerErrors++;
+    services.log.debug({ err: error, key: state.key }, 'ledger unavailable; the key waits');
+    state.waitFor(now + LEDGER_RETRY_MS, `ledger unavailable: ${(error as Error).message}`);
+    wakeAt(state, self, now + LEDGER_RETRY_MS);
   };
 
   /** A slowed scope adds a limit of one call per interval, kept in the ledger like any other. */
-  const withSlowdowns = (work: Work): LimitCheck[] => {
+  const withSlowdowns = (work: Work, now: number): LimitCheck[] => {
     let checks = work.checks;
+    if (!ledger.hasSignals) return checks;
     for (const pauseKey of work.pauseKeys) {
-      const slowdown = ledger.slowedBy(pauseKey, services.now());
+      const slowdown = ledger.slowedBy(pauseKey, now);
       if (slowdown === undefined) continue;
       if (checks === work.checks) checks = [...work.checks];
       checks.push({
@@ -128,35 +262,25 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
   };
 
   /** Waiting for long (a daily quota spent, a long pause): the jobs wait in JetStream, not in memory. */
-  const spill = (state: ThrottleState, delayMs: number): void => {
-    for (let work = state.parked.shift(); work !== undefined; work = state.parked.shift()) {
+  const spill = (state: KeyThrottle, delayMs: number): void => {
+    for (const work of state.takeParked()) {
       work.message.nak(delayMs + Math.random() * 1_000);
       stats.jobsSpilled++;
     }
   };
 
-  const wait = (
-    state: ThrottleState,
-    ctx: ActorContext<ThrottleMessage>,
-    until: number,
-    reason: string,
-  ): void => {
-    state.status.waitUntil = until;
-    state.status.waitReason = reason;
-    syncCounts(state);
-    wakeAt(state, ctx, until);
+  /** Returns a job to the front of the line (its next page, or a retry of the same page). */
+  const parkFirst = (state: KeyThrottle, work: Work): void => {
+    if (state.draining) work.message.nak(0);
+    else state.park(work, true);
   };
 
-  const syncCounts = (state: ThrottleState): void => {
-    state.status.parked = state.parked.length;
-    state.status.inFlight = state.inFlight;
-  };
-
-  const receive = async (
-    state: ThrottleState,
+  const receive = (
+    state: KeyThrottle,
     message: ThrottleMessage,
-    ctx: ActorContext<ThrottleMessage>,
-  ): Promise<ThrottleState> => {
+    ctx: { self: ThrottleRef },
+  ): KeyThrottle | Promise<KeyThrottle> => {
+    const { self } = ctx;
     switch (message.type) {
       case 'enqueue': {
         state.received++;
@@ -164,84 +288,72 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
           message.work.message.nak(0);
           return state;
         }
-        if (state.parked.length >= config.node.maxParkedPerKey) {
+        if (state.parked >= config.node.maxParkedPerKey) {
           // Bounded memory: the key holds enough; the job waits in JetStream until about when its
           // turn would come (the parked jobs ahead of it, at the key's strictest pace).
-          const delay = Math.max(1_000, state.parked.length * paceMs(message.work.checks));
+          const delay = Math.max(1_000, state.parked * paceMs(message.work.checks));
           message.work.message.nak(delay);
           stats.jobsSpilled++;
           return state;
         }
-        state.parked.push(message.work);
+        state.park(message.work, false);
         break;
       }
-      case 'next-page':
       case 'requeue':
+        // Its slot was given back: the ledger may have room sooner than it said with the grant.
+        state.notBefore = 0;
         state.inFlight--;
-        if (state.draining) message.work.message.nak(0);
-        else state.parked.unshift(message.work);
+        parkFirst(state, message.work);
+        break;
+      case 'next-page':
+        state.inFlight--;
+        parkFirst(state, message.work);
         break;
       case 'throttled':
         state.inFlight--;
         stats.throttleSignals++;
+        // The platform refused: what the ledger said about the next slot no longer holds.
+        state.notBefore = 0;
         // The pause holds on this node even when NATS cannot spread it (the ledger keeps it in
         // memory first), so a failure to spread it is not worth a crash.
-        await ledger
+        return ledger
           .pause(message.scope, message.until, message.reason)
           .catch((error: unknown) =>
-            services.log.warn({ err: error, key }, 'ledger unavailable: the pause holds on this node only'),
-          );
-        if (state.draining) message.work.message.nak(0);
-        else state.parked.unshift(message.work);
-        break;
+            services.log.warn(
+              { err: error, key: state.key },
+              'ledger unavailable: the pause holds on this node only',
+            ),
+          )
+          .then(() => {
+            parkFirst(state, message.work);
+            return afterPump(state, pump(state, self));
+          });
       case 'call-ended':
         state.inFlight--;
         break;
       case 'wake':
         if (services.now() >= state.wakeAt) state.wakeAt = Number.POSITIVE_INFINITY;
         if (
-          state.parked.length === 0 &&
+          state.parked === 0 &&
           state.inFlight === 0 &&
           services.now() - state.idleSince >= config.node.passivateAfter
         ) {
-          tell(deps.router, { type: 'throttle-idle', key, ref: ctx.self, received: state.received });
+          tell(deps.router, { type: 'throttle-idle', key: state.key, ref: self, received: state.received });
           return state;
         }
         break;
       case 'retire':
-        stopActor(ctx.self);
+        stopActor(self);
         return state;
       case 'release-parked':
         state.draining = true;
-        for (let work = state.parked.shift(); work !== undefined; work = state.parked.shift())
-          work.message.nak(0);
-        syncCounts(state);
+        for (const work of state.takeParked()) work.message.nak(0);
         return state;
     }
-    await pump(state, ctx);
-    return state;
+    return afterPump(state, pump(state, self));
   };
 
-  const status: KeyStatus = {
-    key,
-    parked: 0,
-    inFlight: 0,
-    waitUntil: undefined,
-    waitReason: undefined,
-    pausedUntil: undefined,
-    pauseReason: undefined,
-  };
-  const self: ThrottleRef = spawnActor<ThrottleState, ThrottleMessage>(parent, {
-    name,
-    initialState: () => ({
-      parked: new Denque<Work>(),
-      inFlight: 0,
-      wakeAt: Number.POSITIVE_INFINITY,
-      idleSince: services.now(),
-      received: 0,
-      draining: false,
-      status,
-    }),
+  const spawn = defineActor<KeyThrottle, ThrottleMessage>({
     receive,
     supervision: {
       // Resume keeps the parked jobs; only the message that crashed is lost, and it is handled below.
@@ -250,21 +362,47 @@ export function spawnThrottle(parent: ParentRef, name: string, deps: ThrottleDep
       backoffMaxMs: 5_000,
       maxCrashes: 10,
       windowMs: 60_000,
-      onCrash: ({ message, error, crashes }) => {
+      onCrash: ({ message, error, crashes, self, state }) => {
         stats.actorRestarts++;
-        services.log.error({ err: error, key, crashes, message: message?.type }, 'throttle actor crashed');
+        services.log.error(
+          { err: error, key: state?.key, crashes, message: message?.type },
+          'throttle actor crashed',
+        );
         // A job in the dropped message goes back to JetStream (never dropped silently).
         if (message !== undefined && 'work' in message) message.work.message.nak(1_000);
         // The dropped message may have been the wake-up the parked jobs wait for: send another.
-        setTimeout(() => tell(self, { type: 'wake' }), 1_000).unref();
+        setTimeout(() => tell(self, WAKE), 1_000).unref();
       },
     },
-    afterStop: (state) => {
-      stats.keys.delete(key);
-      deps.onStopped(self, state.parked.toArray());
+    afterStop: (state, self) => {
+      stats.keys.delete(state.key);
+      deps.onStopped(self, state.key, state.takeParked());
     },
   });
-  stats.keys.set(key, status);
-  stats.throttlesSpawned++;
-  return self;
+
+  return (parent, name, key, concurrency) => {
+    const state = new KeyThrottle(key, concurrency, services.now());
+    const ref = spawn(parent, name, () => state);
+    stats.keys.set(key, state);
+    stats.throttlesSpawned++;
+    return ref;
+  };
+}
+
+const afterPump = (
+  state: KeyThrottle,
+  pumped: Promise<void> | undefined,
+): KeyThrottle | Promise<KeyThrottle> => (pumped === undefined ? state : pumped.then(() => state));
+
+/** Whether two lists of checks are the same limits with the same weights (usually one list). */
+function sameChecks(a: readonly LimitCheck[], b: readonly LimitCheck[] | undefined): boolean {
+  if (a === b) return true;
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as LimitCheck;
+    const y = b[i] as LimitCheck;
+    if (x.key !== y.key || x.weight !== y.weight || x.limit !== y.limit || x.windowMs !== y.windowMs)
+      return false;
+  }
+  return true;
 }

@@ -153,6 +153,10 @@ export class KvLedger implements RateLedger {
     return current(this.slowdowns, key, now);
   }
 
+  get hasSignals(): boolean {
+    return this.pauses.size > 0 || this.slowdowns.size > 0;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const stop of this.stopWatches) stop();

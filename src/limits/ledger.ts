@@ -9,9 +9,14 @@ export interface LimitCheck {
 }
 
 export type Reservation =
-  /** `at`: the time the slot was recorded at (later than asked when the ledger had to retry). */
-  | { granted: true; id: number; at: number }
-  | { granted: false; retryAt: number; blockedBy: string; reason: string };
+  /**
+   * `at`: the time the slot was recorded at (later than asked when the ledger had to retry).
+   * `next`: the earliest time the same checks could fit again, as the ledger sees it now, and
+   * the limit that decides it: a lower bound (a throttle need not ask before it), not a promise.
+   */
+  | { granted: true; id: number; at: number; next?: { at: number; limit: LimitCheck } }
+  /** `limit`: the check without room, when the ledger has it at hand (else only `reason`). */
+  | { granted: false; retryAt: number; blockedBy: string; reason: string; limit?: LimitCheck };
 
 /**
  * Where calls are counted. Every throttle actor asks it for a slot for each limit that applies
@@ -19,8 +24,11 @@ export type Reservation =
  * in-memory ledger serves one node; the NATS KV ledger serves a cluster behind the same interface.
  */
 export interface RateLedger {
-  /** Takes a slot in every check at once, or none and says when to try again. */
-  reserve(checks: readonly LimitCheck[], now: number): Promise<Reservation>;
+  /**
+   * Takes a slot in every check at once, or none and says when to try again. A ledger that can
+   * answer at once (in memory) returns the answer itself: no promise on the hot path.
+   */
+  reserve(checks: readonly LimitCheck[], now: number): Reservation | Promise<Reservation>;
   /**
    * The call left at `sentAt`, later than it was reserved (queueing, event-loop lag): its
    * slot is counted from then, so two calls never reach the API closer than the limit allows.
@@ -47,6 +55,11 @@ export interface RateLedger {
   slow(key: string, until: number, intervalMs: number, reason: string): Promise<void>;
   /** The slowdown in force for a key at `now`, if any; read from memory like `pausedUntil`. */
   slowedBy(key: string, now: number): Slowdown | undefined;
+  /**
+   * Whether any pause or slowdown is known at all (expired ones may still count): while none
+   * is, a throttle skips looking up each of its scopes on every call.
+   */
+  readonly hasSignals: boolean;
   close(): Promise<void>;
 }
 

@@ -17,33 +17,41 @@ export class MemoryLedger implements RateLedger {
     this.marginMs = marginMs;
   }
 
-  async reserve(checks: readonly LimitCheck[], now: number): Promise<Reservation> {
-    return this.reserveSync(checks, now);
-  }
-
-  reserveSync(checks: readonly LimitCheck[], now: number): Reservation {
+  reserve(checks: readonly LimitCheck[], now: number): Reservation {
     let retryAt = now;
-    let blockedBy = '';
+    let blocked: LimitCheck | undefined;
     for (const check of checks) {
-      const log = this.prepare(check, now);
-      const fit =
-        check.reset === 'utc-day'
-          ? log.used() + check.weight <= check.limit
-            ? now
-            : nextUtcMidnight(now)
-          : log.earliestFit(now, check.limit, check.weight, this.windowOf(check));
+      const fit = this.fit(check, this.prepare(check, now), now);
       if (fit > retryAt) {
         retryAt = fit;
-        blockedBy = check.key;
+        blocked = check;
       }
     }
-    if (retryAt > now) {
-      const check = checks.find((c) => c.key === blockedBy) as LimitCheck;
-      return { granted: false, retryAt, blockedBy, reason: describeLimit(check) };
-    }
+    if (blocked !== undefined)
+      return {
+        granted: false,
+        retryAt,
+        blockedBy: blocked.key,
+        reason: describeLimit(blocked),
+        limit: blocked,
+      };
     const id = this.nextId++;
-    for (const check of checks) (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
-    return { granted: true, id, at: now };
+    // With the call added, when the same checks fit again: the caller need not ask before.
+    let next: { at: number; limit: LimitCheck } | undefined;
+    for (const check of checks) {
+      const log = this.logs.get(check.key) as WindowLog;
+      log.add(now, check.weight, id);
+      const fit = this.fit(check, log, now);
+      if (fit > now && (next === undefined || fit > next.at)) next = { at: fit, limit: check };
+    }
+    return next === undefined ? { granted: true, id, at: now } : { granted: true, id, at: now, next };
+  }
+
+  /** When a call of `check` fits in `log` (evicted for `now`). */
+  private fit(check: LimitCheck, log: WindowLog, now: number): number {
+    if (check.reset === 'utc-day')
+      return log.used() + check.weight <= check.limit ? now : nextUtcMidnight(now);
+    return log.earliestFit(now, check.limit, check.weight, this.windowOf(check));
   }
 
   async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
@@ -52,7 +60,7 @@ export class MemoryLedger implements RateLedger {
 
   async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
     for (const check of checks) this.logs.get(check.key)?.remove(id);
-    return this.reserveSync(checks, now);
+    return this.reserve(checks, now);
   }
 
   async pause(key: string, until: number, reason: string): Promise<void> {
@@ -67,6 +75,10 @@ export class MemoryLedger implements RateLedger {
     return current(this.slowdowns, key, now);
   }
 
+  get hasSignals(): boolean {
+    return this.pauses.size > 0 || this.slowdowns.size > 0;
+  }
+
   pausedUntil(key: string, now: number): { until: number; reason: string } | undefined {
     return current(this.pauses, key, now);
   }
@@ -79,6 +91,8 @@ export class MemoryLedger implements RateLedger {
   sweep(now: number): void {
     const horizon = now - Math.max(this.longestWindowMs, 86_400_000) - this.marginMs;
     for (const [key, log] of this.logs) if (log.newest() < horizon) this.logs.delete(key);
+    for (const signals of [this.pauses, this.slowdowns])
+      for (const [key, signal] of signals) if (signal.until <= now) signals.delete(key);
   }
 
   get keyCount(): number {

@@ -1,13 +1,13 @@
 /** What one throttle key is doing, kept up to date by its actor; read by metrics and status. */
 export interface KeyStatus {
-  key: string;
-  parked: number;
-  inFlight: number;
+  readonly key: string;
+  readonly parked: number;
+  readonly inFlight: number;
   /** When the key may call again, and why it waits (which limit, signal or pause). */
-  waitUntil: number | undefined;
-  waitReason: string | undefined;
-  pausedUntil: number | undefined;
-  pauseReason: string | undefined;
+  readonly waitUntil: number | undefined;
+  readonly waitReason: string | undefined;
+  readonly pausedUntil: number | undefined;
+  readonly pauseReason: string | undefined;
 }
 
 /**

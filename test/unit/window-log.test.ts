@@ -16,47 +16,47 @@ describe('MemoryLedger sliding windows', () => {
   it('allows N calls then says exactly when the next fits', () => {
     const ledger = new MemoryLedger();
     const c = [check(2, 1000)];
-    expect(ledger.reserveSync(c, 0).granted).toBe(true);
-    expect(ledger.reserveSync(c, 10).granted).toBe(true);
-    const denied = ledger.reserveSync(c, 20);
+    expect(ledger.reserve(c, 0).granted).toBe(true);
+    expect(ledger.reserve(c, 10).granted).toBe(true);
+    const denied = ledger.reserve(c, 20);
     expect(denied).toMatchObject({ granted: false, retryAt: 1000, blockedBy: 'k' });
-    expect(ledger.reserveSync(c, 999).granted).toBe(false);
-    expect(ledger.reserveSync(c, 1000).granted).toBe(true);
+    expect(ledger.reserve(c, 999).granted).toBe(false);
+    expect(ledger.reserve(c, 1000).granted).toBe(true);
   });
 
   it('honours every limit of a key and reports the strictest wait', () => {
     const ledger = new MemoryLedger();
     const c = [check(1, 100, 'a'), check(3, 10_000, 'b')];
-    for (const t of [0, 100, 200]) expect(ledger.reserveSync(c, t).granted).toBe(true);
-    expect(ledger.reserveSync(c, 300)).toMatchObject({ granted: false, retryAt: 10_000, blockedBy: 'b' });
+    for (const t of [0, 100, 200]) expect(ledger.reserve(c, t).granted).toBe(true);
+    expect(ledger.reserve(c, 300)).toMatchObject({ granted: false, retryAt: 10_000, blockedBy: 'b' });
   });
 
   it('retakes a lapsed slot at the time the call really leaves, or refuses and frees it', async () => {
     const ledger = new MemoryLedger();
     const c = [check(1, 1000, 'shared')];
-    const late = ledger.reserveSync(c, 0);
+    const late = ledger.reserve(c, 0);
     // The first call waits for a collector; its slot leaves the window and another call takes the room.
-    const other = ledger.reserveSync(c, 1000);
+    const other = ledger.reserve(c, 1000);
     expect(other.granted).toBe(true);
     expect(late.granted && (await ledger.retake(late.id, c, 1500))).toMatchObject({
       granted: false,
       retryAt: 2000,
     });
     // Refused, its old slot is gone too: the room after `other` is free for one call.
-    expect(ledger.reserveSync(c, 2000).granted).toBe(true);
+    expect(ledger.reserve(c, 2000).granted).toBe(true);
     // Retaken where there is room: a new slot at the new time.
     const quiet = [check(1, 1000, 'quiet')];
-    const first = ledger.reserveSync(quiet, 0);
+    const first = ledger.reserve(quiet, 0);
     const again = first.granted ? await ledger.retake(first.id, quiet, 700) : first;
     expect(again).toMatchObject({ granted: true });
-    expect(ledger.reserveSync(quiet, 1600)).toMatchObject({ granted: false, retryAt: 1700 });
+    expect(ledger.reserve(quiet, 1600)).toMatchObject({ granted: false, retryAt: 1700 });
   });
 
   it('sweeps keys no window needs any more, keeping those a longer limit still counts', () => {
     const ledger = new MemoryLedger();
     const day = 86_400_000;
-    ledger.reserveSync([check(1, 1000, 'short')], 0);
-    ledger.reserveSync([check(10, 3 * day, 'long')], 0);
+    ledger.reserve([check(1, 1000, 'short')], 0);
+    ledger.reserve([check(10, 3 * day, 'long')], 0);
     ledger.sweep(2 * day);
     expect(ledger.keyCount).toBe(2);
     ledger.sweep(3 * day + 1);
@@ -65,44 +65,44 @@ describe('MemoryLedger sliding windows', () => {
 
   it('takes no slot in any limit when one limit refuses', () => {
     const ledger = new MemoryLedger();
-    expect(ledger.reserveSync([check(1, 1000, 'shared')], 0).granted).toBe(true);
-    expect(ledger.reserveSync([check(5, 1000, 'own'), check(1, 1000, 'shared')], 1).granted).toBe(false);
+    expect(ledger.reserve([check(1, 1000, 'shared')], 0).granted).toBe(true);
+    expect(ledger.reserve([check(5, 1000, 'own'), check(1, 1000, 'shared')], 1).granted).toBe(false);
     // 'own' must still have all 5 slots.
-    for (let i = 0; i < 5; i++) expect(ledger.reserveSync([check(5, 1000, 'own')], 2 + i).granted).toBe(true);
+    for (let i = 0; i < 5; i++) expect(ledger.reserve([check(5, 1000, 'own')], 2 + i).granted).toBe(true);
   });
 
   it('counts weights (a write costs 3)', () => {
     const ledger = new MemoryLedger();
-    expect(ledger.reserveSync([check(4, 1000, 'w', 3)], 0).granted).toBe(true);
-    expect(ledger.reserveSync([check(4, 1000, 'w', 3)], 1).granted).toBe(false);
-    expect(ledger.reserveSync([check(4, 1000, 'w', 1)], 2).granted).toBe(true);
+    expect(ledger.reserve([check(4, 1000, 'w', 3)], 0).granted).toBe(true);
+    expect(ledger.reserve([check(4, 1000, 'w', 3)], 1).granted).toBe(false);
+    expect(ledger.reserve([check(4, 1000, 'w', 1)], 2).granted).toBe(true);
   });
 
   it('moves a slot to when the call really left', async () => {
     const ledger = new MemoryLedger();
     const c = [check(1, 1000)];
-    const first = ledger.reserveSync(c, 0);
+    const first = ledger.reserve(c, 0);
     if (!first.granted) throw new Error('expected a slot');
     await ledger.markSent(first.id, c, 250);
-    expect(ledger.reserveSync(c, 1000)).toMatchObject({ granted: false, retryAt: 1250 });
-    expect(ledger.reserveSync(c, 1250).granted).toBe(true);
+    expect(ledger.reserve(c, 1000)).toMatchObject({ granted: false, retryAt: 1250 });
+    expect(ledger.reserve(c, 1250).granted).toBe(true);
   });
 
   it('widens windows by the margin', () => {
     const ledger = new MemoryLedger(25);
     const c = [check(1, 1000)];
-    ledger.reserveSync(c, 0);
-    expect(ledger.reserveSync(c, 1000)).toMatchObject({ granted: false, retryAt: 1025 });
+    ledger.reserve(c, 0);
+    expect(ledger.reserve(c, 1000)).toMatchObject({ granted: false, retryAt: 1025 });
   });
 
   it('resets calendar-day quotas at 00:00 UTC', () => {
     const ledger = new MemoryLedger();
     const day: LimitCheck = { key: 'd', limit: 2, windowMs: 86_400_000, reset: 'utc-day', weight: 1 };
     const t = Date.UTC(2026, 10, 24, 23, 0, 0);
-    expect(ledger.reserveSync([day], t).granted).toBe(true);
-    expect(ledger.reserveSync([day], t + 1).granted).toBe(true);
-    expect(ledger.reserveSync([day], t + 2)).toMatchObject({ granted: false, retryAt: nextUtcMidnight(t) });
-    expect(ledger.reserveSync([day], nextUtcMidnight(t)).granted).toBe(true);
+    expect(ledger.reserve([day], t).granted).toBe(true);
+    expect(ledger.reserve([day], t + 1).granted).toBe(true);
+    expect(ledger.reserve([day], t + 2)).toMatchObject({ granted: false, retryAt: nextUtcMidnight(t) });
+    expect(ledger.reserve([day], nextUtcMidnight(t)).granted).toBe(true);
   });
 
   it('never lets more than N calls into any window (property)', () => {
@@ -118,7 +118,7 @@ describe('MemoryLedger sliding windows', () => {
           let now = 0;
           for (const step of steps) {
             now += step;
-            const r = ledger.reserveSync(c, now);
+            const r = ledger.reserve(c, now);
             if (r.granted) granted.push(now);
             else expect(r.retryAt).toBeGreaterThan(now);
           }
@@ -132,5 +132,69 @@ describe('MemoryLedger sliding windows', () => {
         },
       ),
     );
+  });
+
+  it('never grants before the time a grant or refusal named: a throttle may skip asking until then (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 0, max: 1 }),
+            fc.integer({ min: 0, max: 40 }),
+            fc.integer({ min: 1, max: 2 }),
+          ),
+          {
+            minLength: 1,
+            maxLength: 200,
+          },
+        ),
+        (ownLimit, sharedLimit, windowMs, steps) => {
+          // Two keys, each with its own limit and one they share; calls of weight 1 or 2.
+          const checksOf = (key: number, weight: number): LimitCheck[] => [
+            check(ownLimit + 1, windowMs, `own${key}`, weight),
+            check(sharedLimit + 1, windowMs * 2, 'shared', weight),
+          ];
+          const asksAlways = new MemoryLedger(5);
+          const skips = new MemoryLedger(5);
+          const notBefore = [
+            { at: 0, weight: 0 },
+            { at: 0, weight: 0 },
+          ];
+          let now = 0;
+          for (const [key, step, weight] of steps) {
+            now += step;
+            const checks = checksOf(key, weight);
+            const answer = asksAlways.reserve(checks, now);
+            const bound = notBefore[key]!;
+            if (now < bound.at && bound.weight === weight) {
+              // The skipping throttle does not ask: the ledger must have refused anyway.
+              expect(answer.granted).toBe(false);
+              continue;
+            }
+            const skipped = skips.reserve(checks, now);
+            expect(skipped.granted).toBe(answer.granted);
+            if (skipped.granted) notBefore[key] = { at: skipped.next?.at ?? now, weight };
+            else notBefore[key] = { at: skipped.retryAt, weight };
+          }
+        },
+      ),
+    );
+  });
+
+  it('knows whether any pause or slowdown is in force, and forgets expired ones in its sweep', async () => {
+    const ledger = new MemoryLedger();
+    expect(ledger.hasSignals).toBe(false);
+    await ledger.pause('meta/act_1', 1_000, 'code 17');
+    await ledger.slow('meta', 2_000, 500, 'usage 80%');
+    expect(ledger.hasSignals).toBe(true);
+    expect(ledger.pausedUntil('meta/act_1', 999)).toMatchObject({ until: 1_000 });
+    ledger.sweep(1_500);
+    expect(ledger.hasSignals).toBe(true);
+    expect(ledger.slowedBy('meta', 1_500)).toMatchObject({ intervalMs: 500 });
+    ledger.sweep(2_000);
+    expect(ledger.hasSignals).toBe(false);
   });
 });

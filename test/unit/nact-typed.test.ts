@@ -1,0 +1,178 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  defineActor,
+  MAILBOX_SLICE_MS,
+  spawnActor,
+  spawnSupervisor,
+  startActorSystem,
+  stopActor,
+  stopActorSystem,
+  tell,
+  type ActorRef,
+  type CrashInfo,
+  type ParentRef,
+} from '../../src/actors/nact-typed.ts';
+
+/** Real nact actors (through our typed layer and its mailbox patch); nothing is mocked. */
+let system: ParentRef | undefined;
+afterEach(() => {
+  if (system !== undefined) stopActorSystem(system);
+  system = undefined;
+});
+
+const until = async (check: () => boolean, ms = 2_000): Promise<void> => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
+
+const quietSupervision = <S, M>(onCrash: (info: CrashInfo<S, M>) => void = () => {}) => ({
+  restart: 'resume' as const,
+  backoffBaseMs: 1,
+  backoffMaxMs: 1,
+  maxCrashes: 100,
+  windowMs: 60_000,
+  onCrash,
+});
+
+describe('actors (nact through nact-typed)', () => {
+  it('handles a burst in order, one message at a time, awaiting handlers that return promises', async () => {
+    system = startActorSystem('t-order');
+    const seen: number[] = [];
+    let running = 0;
+    let overlapped = false;
+    const ref = spawnActor<number, number>(system, {
+      name: 'counter',
+      initialState: () => 0,
+      receive: (count, n) => {
+        if (running > 0) overlapped = true;
+        running++;
+        seen.push(n);
+        const done = (): number => {
+          running--;
+          return count + 1;
+        };
+        // Every third message is asynchronous: the next one must wait for it.
+        return n % 3 === 0 ? new Promise<number>((r) => setTimeout(() => r(done()), 1)) : done();
+      },
+      supervision: quietSupervision(),
+    });
+    for (let n = 0; n < 600; n++) tell(ref, n);
+    await until(() => seen.length === 600, 10_000);
+    expect(seen).toEqual([...Array(600).keys()]);
+    expect(overlapped).toBe(false);
+  });
+
+  it('handles many queued messages per turn of the event loop, yet lets other work run', async () => {
+    system = startActorSystem('t-batch');
+    let handled = 0;
+    const ref = spawnActor<undefined, number>(system, {
+      name: 'busy',
+      initialState: () => undefined,
+      receive: (state) => {
+        handled++;
+        // ~50 µs per message: 100,000 messages take seconds, far more than one slice.
+        const end = performance.now() + 0.05;
+        while (performance.now() < end);
+        return state;
+      },
+      supervision: quietSupervision(),
+    });
+    for (let n = 0; n < 100_000; n++) tell(ref, n);
+    // One turn of the event loop later, nact alone would have handled one message.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(handled).toBeGreaterThan(10);
+    // A timer still fires while the mailbox is full: the actor yields after each slice.
+    const timerAt = performance.now();
+    const firedAfter = await new Promise<number>((r) => setTimeout(() => r(performance.now() - timerAt), 0));
+    expect(handled).toBeLessThan(100_000);
+    expect(firedAfter).toBeLessThan(MAILBOX_SLICE_MS * 20);
+    stopActor(ref);
+  });
+
+  it('a crash mid-burst goes to supervision with its message; the rest of the mailbox is handled', async () => {
+    system = startActorSystem('t-crash');
+    const seen: number[] = [];
+    const crashes: Array<{ message: number | undefined; state: number[] }> = [];
+    const ref = spawnActor<number[], number>(system, {
+      name: 'fragile',
+      initialState: () => [],
+      receive: (state, n) => {
+        if (n === 50) throw new Error('boom');
+        state.push(n);
+        seen.push(n);
+        return state;
+      },
+      supervision: quietSupervision(({ message, state }) => crashes.push({ message, state: [...state] })),
+    });
+    for (let n = 0; n < 100; n++) tell(ref, n);
+    await until(() => seen.length === 99);
+    expect(seen).toEqual([...Array(100).keys()].filter((n) => n !== 50));
+    expect(crashes).toHaveLength(1);
+    expect(crashes[0]!.message).toBe(50);
+    // `resume` kept the state: the crash saw the 50 messages before it.
+    expect(crashes[0]!.state).toHaveLength(50);
+  });
+
+  it('a stopped actor handles nothing more, even with messages queued, and tells reach no one', async () => {
+    system = startActorSystem('t-stop');
+    const seen: string[] = [];
+    let afterStopState: string[] | undefined;
+    const ref: ActorRef<string> = spawnActor<string[], string>(system, {
+      name: 'stopper',
+      initialState: () => [],
+      receive: (state, message) => {
+        seen.push(message);
+        if (message === 'stop') stopActor(ref);
+        return [...state, message];
+      },
+      supervision: quietSupervision(),
+      afterStop: (state) => {
+        afterStopState = state;
+      },
+    });
+    for (const m of ['a', 'stop', 'b', 'c']) tell(ref, m);
+    await until(() => afterStopState !== undefined);
+    tell(ref, 'd');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toEqual(['a', 'stop']);
+    // As in nact, the state the stopping message returned is the last state.
+    expect(afterStopState).toEqual(['a', 'stop']);
+  });
+
+  it('many actors of one kind share its behaviour; each keeps its own state and crash count', async () => {
+    system = startActorSystem('t-kind');
+    const supervisor = spawnSupervisor(system, 'kids', () => {});
+    const escalations: number[] = [];
+    const spawn = defineActor<{ id: number; got: number }, 'hit' | 'crash'>({
+      receive: (state, message) => {
+        if (message === 'crash') throw new Error(`crash ${state.id}`);
+        state.got++;
+        return state;
+      },
+      supervision: {
+        ...quietSupervision<{ id: number; got: number }, 'hit' | 'crash'>(({ crashes, state }) => {
+          if (crashes > 2) escalations.push(state.id);
+        }),
+        maxCrashes: 2,
+      },
+    });
+    const states = [0, 1, 2].map((id) => ({ id, got: 0 }));
+    const refs = states.map((state, id) => spawn(supervisor, `kid-${id}`, () => state));
+    for (const ref of refs) for (let i = 0; i < 10; i++) tell(ref, 'hit');
+    // Only kid 1 crashes three times: only it goes over its limit and is stopped.
+    for (let i = 0; i < 3; i++) tell(refs[1]!, 'crash');
+    tell(refs[0]!, 'crash');
+    await until(() => escalations.length === 1 && states.every((s) => s.got === 10));
+    expect(escalations).toEqual([1]);
+    await new Promise((r) => setTimeout(r, 20));
+    tell(refs[1]!, 'hit');
+    tell(refs[0]!, 'hit');
+    await until(() => states[0]!.got === 11);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(states[1]!.got).toBe(10);
+  });
+});
