@@ -47,9 +47,9 @@ export class KeyThrottle implements KeyStatus {
   /** The earliest wake-up already asked of the scheduler. */
   wakeAt = Number.POSITIVE_INFINITY;
   /**
-   * The ledger will not grant `notBeforeChecks` before this time (its last refusal, or what it
-   * said with its last grant): asking sooner would only be refused. Only ever a lower bound, so
-   * it can delay a call, never let one through: the ledger decides every call.
+   * The ledger will not grant `notBeforeChecks` before this time (its last refusal's retryAt):
+   * a job that arrives meanwhile need not ask. Only ever a lower bound, so it can delay a call,
+   * never let one through: the ledger decides every call.
    */
   notBefore = 0;
   notBeforeChecks: readonly LimitCheck[] | undefined = undefined;
@@ -196,11 +196,6 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       state.waitFor(slot.retryAt, state.notBeforeWhy);
       wakeAt(state, self, slot.retryAt);
       return false;
-    }
-    if (slot.next !== undefined) {
-      state.notBefore = slot.next.at;
-      state.notBeforeChecks = checks;
-      state.notBeforeWhy = slot.next.limit;
     }
     state.parkedJobs?.shift();
     head.reservation = slot.id;

@@ -9,14 +9,20 @@ export interface LimitCheck {
 }
 
 export type Reservation =
+  /** `at`: the time the slot was recorded at (later than asked when the ledger had to retry). */
+  | { granted: true; id: number; at: number }
   /**
-   * `at`: the time the slot was recorded at (later than asked when the ledger had to retry).
-   * `next`: the earliest time the same checks could fit again, as the ledger sees it now, and
-   * the limit that decides it: a lower bound (a throttle need not ask before it), not a promise.
+   * No room before `retryAt`: no grant can come sooner for these checks (calls only ever leave
+   * later than they were counted), so a throttle need not ask again before then. `limit`: the
+   * check without room, when the ledger has it at hand (else only `reason`).
    */
-  | { granted: true; id: number; at: number; next?: { at: number; limit: LimitCheck } }
-  /** `limit`: the check without room, when the ledger has it at hand (else only `reason`). */
-  | { granted: false; retryAt: number; blockedBy: string; reason: string; limit?: LimitCheck };
+  | {
+      granted: false;
+      retryAt: number;
+      readonly blockedBy: string;
+      readonly reason: string;
+      readonly limit?: LimitCheck;
+    };
 
 /**
  * Where calls are counted. Every throttle actor asks it for a slot for each limit that applies

@@ -27,24 +27,10 @@ export class MemoryLedger implements RateLedger {
         blocked = check;
       }
     }
-    if (blocked !== undefined)
-      return {
-        granted: false,
-        retryAt,
-        blockedBy: blocked.key,
-        reason: describeLimit(blocked),
-        limit: blocked,
-      };
+    if (blocked !== undefined) return new Refusal(retryAt, blocked);
     const id = this.nextId++;
-    // With the call added, when the same checks fit again: the caller need not ask before.
-    let next: { at: number; limit: LimitCheck } | undefined;
-    for (const check of checks) {
-      const log = this.logs.get(check.key) as WindowLog;
-      log.add(now, check.weight, id);
-      const fit = this.fit(check, log, now);
-      if (fit > now && (next === undefined || fit > next.at)) next = { at: fit, limit: check };
-    }
-    return next === undefined ? { granted: true, id, at: now } : { granted: true, id, at: now, next };
+    for (const check of checks) (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
+    return { granted: true, id, at: now };
   }
 
   /** When a call of `check` fits in `log` (evicted for `now`). */
@@ -115,6 +101,23 @@ export class MemoryLedger implements RateLedger {
     if (check.reset === 'utc-day') log.evictBefore(utcDayStart(now));
     else log.evict(now, this.windowOf(check));
     return log;
+  }
+}
+
+/** A refusal whose text is written only if someone reads it (a key's status, a log line). */
+class Refusal {
+  readonly granted = false;
+  readonly retryAt: number;
+  readonly limit: LimitCheck;
+  constructor(retryAt: number, limit: LimitCheck) {
+    this.retryAt = retryAt;
+    this.limit = limit;
+  }
+  get blockedBy(): string {
+    return this.limit.key;
+  }
+  get reason(): string {
+    return describeLimit(this.limit);
   }
 }
 

@@ -134,7 +134,7 @@ describe('MemoryLedger sliding windows', () => {
     );
   });
 
-  it('never grants before the time a grant or refusal named: a throttle may skip asking until then (property)', () => {
+  it('never grants before the time a refusal named: a throttle may skip asking until then (property)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 4 }),
@@ -176,8 +176,12 @@ describe('MemoryLedger sliding windows', () => {
             }
             const skipped = skips.reserve(checks, now);
             expect(skipped.granted).toBe(answer.granted);
-            if (skipped.granted) notBefore[key] = { at: skipped.next?.at ?? now, weight };
-            else notBefore[key] = { at: skipped.retryAt, weight };
+            if (!skipped.granted) notBefore[key] = { at: skipped.retryAt, weight };
+            else if (answer.granted && step % 3 === 0) {
+              // The call left later than it was counted (collectors report it with markSent).
+              void skips.markSent(skipped.id, checks, now + step / 3);
+              void asksAlways.markSent(answer.id, checks, now + step / 3);
+            }
           }
         },
       ),
