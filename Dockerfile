@@ -7,5 +7,6 @@ COPY bin ./bin
 COPY src ./src
 ENV NODE_ENV=production
 USER node
-ENTRYPOINT ["node", "bin/prism.js"]
+# --max-semi-space-size: see src/runtime/node-flags.ts
+ENTRYPOINT ["node", "--max-semi-space-size=8", "bin/prism.js"]
 CMD ["node"]

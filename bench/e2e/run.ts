@@ -22,6 +22,7 @@ import { publishJob } from '../../src/client/jobs.ts';
 import type { ResultEvent } from '../../src/messages/result.ts';
 import { freePort, startLocalNats } from '../../src/runtime/local-nats.ts';
 import { median, procCpuSeconds, procPeakRssMiB } from './proc.ts';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: args } = parseArgs({
@@ -93,6 +94,7 @@ async function prismTrial(natsUrl: string, emulatorUrl: string, trial: number): 
     [
       // e.g. PRISM_BENCH_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the node.
       ...(process.env.PRISM_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      ...NODE_FLAGS,
       join(root, 'src/cli/main.ts'),
       'node',
       '--config',

@@ -31,6 +31,7 @@ import {
   type Percentiles,
   type RunResult,
 } from './measure.ts';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -121,7 +122,8 @@ async function runChild<R extends ChildResult>(
   return new Promise((resolve) => {
     let result: R | undefined;
     const child = fork(join(here, spec.file), [...args, ...spec.args], {
-      execArgv: ['--expose-gc'],
+      // Both contenders run with the V8 flags a Prism node runs with (src/runtime/node-flags.ts).
+      execArgv: ['--expose-gc', ...NODE_FLAGS],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const limit = setTimeout(

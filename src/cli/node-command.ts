@@ -1,5 +1,6 @@
 import { productionConfig } from '../config/platforms.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { missingNodeFlags, NODE_FLAGS } from '../runtime/node-flags.ts';
 import { startNode } from '../system.ts';
 import { loadConfig, natsSettings, storageUrl, type CommonFlags } from './settings.ts';
 
@@ -13,6 +14,12 @@ export async function runNode(flags: NodeFlags): Promise<void> {
   const config = loadConfig(flags, productionConfig);
   const name = flags.name ?? process.env.PRISM_NODE_NAME ?? config.node.name;
   const log = createLogger(name ?? `node-${process.pid}`);
+  const missing = missingNodeFlags();
+  if (missing.length > 0)
+    log.warn(
+      { missing, recommended: NODE_FLAGS },
+      'node started without its V8 flags (bin/prism.js passes them): expect longer GC pauses at high call rates',
+    );
   const nats = natsSettings(flags, config);
   const node = await startNode({
     config,

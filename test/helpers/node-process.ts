@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import type { PrismConfigInput } from '../../src/config/schema.ts';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -34,6 +35,7 @@ export async function spawnNodeProcess(options: {
   const child = spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       join(root, 'src/cli/main.ts'),
       'node',
       '--config',
