@@ -171,8 +171,11 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     }
     state.waitFor(undefined, undefined);
     if (state.parked === 0 && state.inFlight === 0) {
-      // An idle key keeps no deque (100,000 idle keys, 100,000 fewer arrays).
+      // An idle key keeps no deque, and no checks of its last job (their strings and objects).
       state.parkedJobs = undefined;
+      state.notBefore = 0;
+      state.notBeforeChecks = undefined;
+      state.notBeforeWhy = undefined;
       state.idleSince = services.now();
       wakeAt(state, self, state.idleSince + config.node.passivateAfter);
     }

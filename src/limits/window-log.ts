@@ -7,31 +7,46 @@
  * weights of calls with t > now - windowMs, plus its own, stay within the limit.
  */
 export class WindowLog {
-  private times: number[] = [];
-  private weights: number[] = [];
-  private ids: number[] = [];
+  /**
+   * The calls, oldest first, three numbers each: time, weight, id. One array, not three: a key
+   * usually holds one call, and 100,000 keys' logs are most of what an idle node keeps.
+   */
+  private calls: number[] = [];
+  /** Index (in calls, not numbers) of the oldest call still counted. */
   private head = 0;
 
   get size(): number {
-    return this.times.length - this.head;
+    return this.calls.length / 3 - this.head;
+  }
+
+  private timeAt(call: number): number {
+    return this.calls[call * 3] as number;
+  }
+
+  private weightAt(call: number): number {
+    return this.calls[call * 3 + 1] as number;
+  }
+
+  private get end(): number {
+    return this.calls.length / 3;
   }
 
   /** Drops calls that no longer count at `now` (t <= now - windowMs). */
   evict(now: number, windowMs: number): void {
     const horizon = now - windowMs;
-    while (this.head < this.times.length && (this.times[this.head] as number) <= horizon) this.head++;
+    while (this.head < this.end && this.timeAt(this.head) <= horizon) this.head++;
     this.compact();
   }
 
   /** Drops everything before `start` (calendar windows that reset at a fixed time). */
   evictBefore(start: number): void {
-    while (this.head < this.times.length && (this.times[this.head] as number) < start) this.head++;
+    while (this.head < this.end && this.timeAt(this.head) < start) this.head++;
     this.compact();
   }
 
   used(): number {
     let sum = 0;
-    for (let i = this.head; i < this.weights.length; i++) sum += this.weights[i] as number;
+    for (let i = this.head; i < this.end; i++) sum += this.weightAt(i);
     return sum;
   }
 
@@ -43,9 +58,9 @@ export class WindowLog {
     if (weight > limit) return Number.POSITIVE_INFINITY;
     let excess = this.used() + weight - limit;
     if (excess <= 0) return now;
-    for (let i = this.head; i < this.times.length; i++) {
-      excess -= this.weights[i] as number;
-      if (excess <= 0) return (this.times[i] as number) + windowMs;
+    for (let i = this.head; i < this.end; i++) {
+      excess -= this.weightAt(i);
+      if (excess <= 0) return this.timeAt(i) + windowMs;
     }
     return Number.POSITIVE_INFINITY;
   }
@@ -53,74 +68,67 @@ export class WindowLog {
   add(time: number, weight: number, id: number): void {
     if (this.size === 0) {
       this.head = 0;
-      if (this.times.length === 1) {
-        // The one call left the window: reuse its slot (nothing allocated per call).
-        this.times[0] = time;
-        this.weights[0] = weight;
-        this.ids[0] = id;
+      if (this.calls.length === 3) {
+        // The one call left the window: reuse its place (nothing allocated per call).
+        this.calls[0] = time;
+        this.calls[1] = weight;
+        this.calls[2] = id;
       } else {
-        // Most keys hold one call at a time: exact-size arrays, not the 17 slots a push reserves.
-        this.times = [time];
-        this.weights = [weight];
-        this.ids = [id];
+        // Most keys hold one call at a time: an exact-size array, not the 17 slots a push reserves.
+        this.calls = [time, weight, id];
       }
       return;
     }
     // Calls arrive in time order almost always; keep the log sorted when one does not.
-    let at = this.times.length;
-    while (at > this.head && (this.times[at - 1] as number) > time) at--;
-    this.times.splice(at, 0, time);
-    this.weights.splice(at, 0, weight);
-    this.ids.splice(at, 0, id);
+    let at = this.end;
+    while (at > this.head && this.timeAt(at - 1) > time) at--;
+    this.calls.splice(at * 3, 0, time, weight, id);
   }
 
   /** Moves call `id` to a later time (when it really left); returns false when it is gone. */
   moveLater(id: number, time: number): boolean {
-    const index = this.ids.indexOf(id, this.head);
+    const index = this.indexOf(id);
     if (index < 0) return false;
-    if ((this.times[index] as number) >= time) return true;
-    if (index === this.times.length - 1) {
+    if (this.timeAt(index) >= time) return true;
+    if (index === this.end - 1) {
       // The newest call moves later: the log stays sorted.
-      this.times[index] = time;
+      this.calls[index * 3] = time;
       return true;
     }
-    const weight = this.weights[index] as number;
-    this.times.splice(index, 1);
-    this.weights.splice(index, 1);
-    this.ids.splice(index, 1);
+    const weight = this.weightAt(index);
+    this.calls.splice(index * 3, 3);
     this.add(time, weight, id);
     return true;
   }
 
   /** Forgets call `id` (its slot is given back); false when it is not in the log. */
   remove(id: number): boolean {
-    const index = this.ids.indexOf(id, this.head);
+    const index = this.indexOf(id);
     if (index < 0) return false;
-    this.times.splice(index, 1);
-    this.weights.splice(index, 1);
-    this.ids.splice(index, 1);
+    this.calls.splice(index * 3, 3);
     return true;
   }
 
   /** The newest call time, or -Infinity when empty. */
   newest(): number {
-    return this.size === 0 ? Number.NEGATIVE_INFINITY : (this.times[this.times.length - 1] as number);
+    return this.size === 0 ? Number.NEGATIVE_INFINITY : this.timeAt(this.end - 1);
+  }
+
+  private indexOf(id: number): number {
+    for (let i = this.head; i < this.end; i++) if (this.calls[i * 3 + 2] === id) return i;
+    return -1;
   }
 
   private compact(): void {
-    if (this.head > 1 && this.head === this.times.length) {
-      // Everything left the window: drop the arrays (an idle key keeps no slack).
-      this.times = [];
-      this.weights = [];
-      this.ids = [];
+    if (this.head > 1 && this.head === this.end) {
+      // Everything left the window: drop the array (an idle key keeps no slack).
+      this.calls = [];
       this.head = 0;
       return;
     }
-    // Shift the arrays only now and then so eviction stays O(1) amortised.
-    if (this.head > 32 && this.head * 2 > this.times.length) {
-      this.times = this.times.slice(this.head);
-      this.weights = this.weights.slice(this.head);
-      this.ids = this.ids.slice(this.head);
+    // Shift the array only now and then so eviction stays O(1) amortised.
+    if (this.head > 32 && this.head * 2 > this.end) {
+      this.calls = this.calls.slice(this.head * 3);
       this.head = 0;
     }
   }
