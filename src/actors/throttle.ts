@@ -103,7 +103,7 @@ export class KeyThrottle implements KeyStatus {
  * Why a key waits: a text (a pause, the ledger away), or the limit that has no room (described
  * only when status is read: a text per refusal would cost an allocation on the hot path).
  */
-type WaitReason = string | LimitCheck | undefined;
+export type WaitReason = string | LimitCheck | undefined;
 
 /** What every throttle actor of a node shares. */
 export interface ThrottleDeps {
@@ -151,8 +151,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       if (paused(state, self, head, now)) return undefined;
       const checks = withSlowdowns(head, now);
       if (now < state.notBefore && sameChecks(checks, state.notBeforeChecks)) {
-        state.waitFor(state.notBefore, state.notBeforeWhy);
-        wakeAt(state, self, state.notBefore);
+        waitUntil(state, self, now, state.notBefore, state.notBeforeWhy);
         return undefined;
       }
       let slot: Reservation | Promise<Reservation>;
@@ -195,9 +194,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       state.notBefore = slot.retryAt;
       state.notBeforeChecks = checks;
       state.notBeforeWhy = slot.limit ?? slot.reason;
-      if (slot.retryAt - now > LONG_PAUSE_MS) spill(state, slot.retryAt - now);
-      state.waitFor(slot.retryAt, state.notBeforeWhy);
-      wakeAt(state, self, slot.retryAt);
+      waitUntil(state, self, now, slot.retryAt, state.notBeforeWhy);
       return false;
     }
     state.parkedJobs?.shift();
@@ -221,14 +218,28 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       if (pause === undefined) continue;
       state.pausedUntil = pause.until;
       state.pauseReason = pause.reason;
-      if (pause.until - now > LONG_PAUSE_MS) spill(state, pause.until - now);
-      state.waitFor(pause.until, `paused: ${pause.reason}`);
-      wakeAt(state, self, pause.until);
+      waitUntil(state, self, now, pause.until, `paused: ${pause.reason}`);
       return true;
     }
     state.pausedUntil = undefined;
     state.pauseReason = undefined;
     return false;
+  };
+
+  /**
+   * The head job cannot leave before `until`: wake up then. Waiting for long (a daily quota
+   * spent, a long pause), the key's jobs wait in JetStream instead of in memory.
+   */
+  const waitUntil = (
+    state: KeyThrottle,
+    self: ThrottleRef,
+    now: number,
+    until: number,
+    why: WaitReason,
+  ): void => {
+    if (until - now > LONG_PAUSE_MS) spill(state, until - now);
+    state.waitFor(until, why);
+    wakeAt(state, self, until);
   };
 
   /** The ledger is in NATS, which may be restarting: no call without a slot; try again soon. */
