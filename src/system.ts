@@ -91,7 +91,11 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     log,
   });
   watchConnection(nc, log);
-  await ensureStreams(nc, { ...defaultStreamSettings, ackWaitMs: config.node.ackWait });
+  await ensureStreams(nc, {
+    ...defaultStreamSettings,
+    ackWaitMs: config.node.ackWait,
+    maxAckPending: config.node.maxAckPending,
+  });
   const js = jetstream(nc);
   const attempts: AttemptLog = await KvAttemptLog.open(nc);
   const http = options.http ?? new UndiciHttpClient();

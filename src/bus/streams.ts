@@ -16,7 +16,7 @@ export const JOBS_CONSUMER = 'prism-nodes';
 
 export interface StreamSettings {
   ackWaitMs: number;
-  /** Jobs unacked at once across the cluster (JetStream's max_ack_pending for the shared consumer). */
+  /** Jobs unacked at once across the cluster (max_ack_pending of the shared consumer; -1: no limit). */
   maxAckPending: number;
   /** How long result events and dead letters are kept. */
   resultsMaxAgeMs: number;
@@ -25,7 +25,7 @@ export interface StreamSettings {
 
 export const defaultStreamSettings: StreamSettings = {
   ackWaitMs: 30_000,
-  maxAckPending: 100_000,
+  maxAckPending: -1,
   resultsMaxAgeMs: 7 * 86_400_000,
   dlqMaxAgeMs: 30 * 86_400_000,
 };

@@ -155,6 +155,17 @@ const NodeSchema = z.strictObject({
   /** Kept on top of every window for clock skew and transit jitter (see docs). */
   limitMargin: duration.default(25),
   ackWait: duration.default(30_000),
+  /**
+   * max_ack_pending of the consumer all nodes share; -1: no limit. A job handed back with a
+   * delay (its key waits for a daily quota, or holds maxParkedPerKey already) stays pending in
+   * JetStream until it is delivered again, and once this many are pending JetStream delivers no
+   * job of any key: a finite value lets a deep backlog behind one key stop every other key.
+   * Each pending job costs the NATS server some memory instead (see README).
+   */
+  maxAckPending: z
+    .int()
+    .refine((n) => n === -1 || n > 0, { message: 'must be -1 (no limit) or a positive integer' })
+    .default(-1),
   /** `nats-kv`: limits hold for every node together (JetStream KV); `memory`: for this node only. */
   ledger: z.enum(['nats-kv', 'memory']).default('nats-kv'),
   drainTimeout: duration.default(20_000),
