@@ -46,6 +46,13 @@ describe('config', () => {
     expect(message).toMatch(/at least one api/);
   });
 
+  it('takes -1 or a positive maxAckPending (no limit by default), and says so otherwise', () => {
+    expect(parseConfig({ sources: {} }).node.maxAckPending).toBe(-1);
+    expect(parseConfig({ node: { maxAckPending: 50_000 }, sources: {} }).node.maxAckPending).toBe(50_000);
+    for (const bad of [0, -2, 1.5, '100'])
+      expect(() => parseConfig({ node: { maxAckPending: bad }, sources: {} })).toThrow(/node\.maxAckPending/);
+  });
+
   it('resolves limit templates, including meta fields, and merges duplicates to the stricter', () => {
     const config = parseConfig({
       sources: {
