@@ -15,7 +15,7 @@ import type { ObjectStorage } from '../../src/storage/storage.ts';
 import { createBucket, startRgw } from '../helpers/rgw.ts';
 import type { NodeSnapshot } from '../../src/runtime/snapshot.ts';
 import { STATUS_SUBJECT } from '../../src/system.ts';
-import { spawnEmulator, type EmulatorProcess } from '../helpers/emulator-process.ts';
+import { spawnEmulator, type EmulatorProcess } from '../../src/emulator/process.ts';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
 import { spawnNodeProcess, type NodeProcess } from '../helpers/node-process.ts';
 import { account, type Accounting } from '../helpers/verify.ts';

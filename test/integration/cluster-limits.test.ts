@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PrismConfigInput } from '../../src/config/schema.ts';
 import { pendingJobs, startHarness, type Harness } from '../helpers/prism-harness.ts';
-import { spawnEmulator, type EmulatorProcess } from '../helpers/emulator-process.ts';
+import { spawnEmulator, type EmulatorProcess } from '../../src/emulator/process.ts';
 import { spawnNodeProcess, type NodeProcess } from '../helpers/node-process.ts';
 
 /**
