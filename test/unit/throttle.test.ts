@@ -112,6 +112,14 @@ function setUp(marginMs = 5) {
     stats,
     now: () => performance.timeOrigin + performance.now(),
   };
+  const quiet = {
+    restart: 'resume',
+    backoffBaseMs: 1,
+    backoffMaxMs: 1,
+    maxCrashes: 10,
+    windowMs: 1_000,
+    onCrash: () => {},
+  } as const;
   system = startActorSystem(`throttle-test-${Math.random().toString(36).slice(2)}`);
   const sent: number[] = [];
   const pool = spawnActor<undefined, PoolMessage>(system, {
@@ -126,27 +134,13 @@ function setUp(marginMs = 5) {
       tell(message.replyTo, { type: 'call-ended' });
       return state;
     },
-    supervision: {
-      restart: 'resume',
-      backoffBaseMs: 1,
-      backoffMaxMs: 1,
-      maxCrashes: 10,
-      windowMs: 1_000,
-      onCrash: () => {},
-    },
+    supervision: quiet,
   });
   const router = spawnActor<undefined, RouterMessage>(system, {
     name: 'router',
     initialState: () => undefined,
     receive: (state) => state,
-    supervision: {
-      restart: 'resume',
-      backoffBaseMs: 1,
-      backoffMaxMs: 1,
-      maxCrashes: 10,
-      windowMs: 1_000,
-      onCrash: () => {},
-    },
+    supervision: quiet,
   });
   const spawn = throttleKind({ services, pool, router, onStopped: () => {} });
   const ref = spawn(
