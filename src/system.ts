@@ -102,6 +102,12 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const stats = new NodeStats();
   stats.collectors = concurrency;
   const scheduler = new Scheduler(preciseNow);
+  const ledgerOptions = {
+    marginMs: config.node.limitMargin,
+    // A call holds its place under a concurrency cap for at most requestTimeout (undici aborts
+    // it then); a place outlives that only when its node died before giving it back.
+    leaseMs: config.node.requestTimeout + config.node.limitMargin + 1_000,
+  };
   const services: NodeServices = {
     config,
     nodeName: name,
@@ -109,8 +115,8 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     ledger:
       options.ledger ??
       (config.node.ledger === 'memory'
-        ? new MemoryLedger(config.node.limitMargin)
-        : await KvLedger.open(nc, { marginMs: config.node.limitMargin, log })),
+        ? new MemoryLedger(ledgerOptions)
+        : await KvLedger.open(nc, { ...ledgerOptions, log })),
     scheduler,
     http,
     storage,

@@ -155,7 +155,7 @@ const services: NodeServices = {
   config,
   nodeName: 'bench',
   log: pino({ level: 'warn' }),
-  ledger: new MemoryLedger(marginMs),
+  ledger: new MemoryLedger({ marginMs }),
   scheduler,
   http: unused('http'),
   storage: unused('storage'),

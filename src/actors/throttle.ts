@@ -191,10 +191,12 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     now: number,
   ): boolean => {
     if (!slot.granted) {
-      state.notBefore = slot.retryAt;
+      // A window's refusal is a lower bound worth keeping; a concurrency cap may free a place as
+      // soon as one of this key's own calls ends (call-ended pumps again), so it is not kept.
+      state.notBefore = slot.limit.kind === 'concurrent' ? 0 : slot.retryAt;
       state.notBeforeChecks = checks;
-      state.notBeforeWhy = slot.limit ?? slot.reason;
-      waitUntil(state, self, now, slot.retryAt, state.notBeforeWhy);
+      state.notBeforeWhy = slot.limit;
+      waitUntil(state, self, now, slot.retryAt, slot.limit);
       return false;
     }
     state.parkedJobs?.shift();
@@ -263,7 +265,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
         key: `slow|${pauseKey}|${slowdown.intervalMs}`,
         limit: 1,
         windowMs: slowdown.intervalMs,
-        reset: 'rolling',
+        kind: 'rolling',
         weight: 1,
       });
     }
@@ -412,6 +414,7 @@ function sameChecks(a: readonly LimitCheck[], b: readonly LimitCheck[] | undefin
     const y = b[i] as LimitCheck;
     if (x.key !== y.key || x.weight !== y.weight || x.limit !== y.limit || x.windowMs !== y.windowMs)
       return false;
+    if (x.kind !== y.kind) return false;
   }
   return true;
 }

@@ -1,6 +1,7 @@
 import type { NodeServices } from '../actors/services.ts';
 import { HttpFailure, type HttpRequest, type HttpResponse } from '../http/http-client.ts';
 import { tryParseJson } from '../limits/json-path.ts';
+import { holdsPlaces } from '../limits/ledger.ts';
 import { resolveTemplate } from '../limits/limit-keys.ts';
 import { nextPage, pageUrl } from '../limits/pagination.ts';
 import { classifyResponse } from '../limits/signals.ts';
@@ -28,10 +29,15 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   const { job } = work;
   const source = services.config.sources[job.source];
   const api = source?.apis[job.api];
-  if (source === undefined || api === undefined)
+  if (source === undefined || api === undefined) {
+    releasePlaces(work, services);
     return { kind: 'reject', reason: `source ${job.source}/${job.api} left the config` };
+  }
   const problem = checkUrlAllowed(work.request.url, source.allowHosts);
-  if (problem !== undefined) return { kind: 'reject', reason: `page ${work.page}: ${problem}` };
+  if (problem !== undefined) {
+    releasePlaces(work, services);
+    return { kind: 'reject', reason: `page ${work.page}: ${problem}` };
+  }
 
   const lapsed = await retakeLateSlot(work, services);
   if (lapsed !== undefined) return lapsed;
@@ -66,6 +72,9 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     throw error;
   } finally {
     services.stats.recordLatency(services.now() - started);
+    // The platform is done with the call: its place under a concurrency cap is free (storing
+    // the page below is no call).
+    releasePlaces(work, services);
   }
   work.lastStatus = response.status;
   await applyUsage(work, response.headers, services);
@@ -172,6 +181,20 @@ async function retakeLateSlot(work: Work, services: NodeServices): Promise<PageO
   work.reservation = slot.id;
   work.reservedAt = slot.at;
   return undefined;
+}
+
+/** Gives back the call's places under concurrency caps, on every node's view (fire and forget). */
+function releasePlaces(work: Work, services: NodeServices): void {
+  const checks = work.reservedChecks ?? work.checks;
+  if (work.reservation === undefined || !holdsPlaces(checks)) return;
+  services.ledger
+    .release(work.reservation, checks)
+    .catch((error: unknown) =>
+      services.log.warn(
+        { err: error, key: work.key },
+        'ledger unavailable: a place under a concurrency cap lapses by itself',
+      ),
+    );
 }
 
 /** Pauses or slows the scopes a platform's usage headers say are nearly spent (every node sees it). */

@@ -19,14 +19,45 @@ const template = z
     message: 'unknown placeholder: use {source}, {api}, {account}, {node} or {meta.<field>}',
   });
 
-const LimitSchema = z.strictObject({
-  /** Which calls share this limit: `{source}/{account}` is one account across all its APIs. */
-  key: template,
-  limit: z.int().positive(),
-  per: duration.refine((ms) => ms >= 1, 'per must be at least 1ms'),
-  /** `utc-day`: the count resets at 00:00 UTC instead of rolling (daily quotas). */
-  reset: z.enum(['rolling', 'utc-day']).default('rolling'),
-});
+/**
+ * One limit of a platform, in one of two shapes, for the calls its `key` template names (every
+ * node together):
+ * - a window: at most `limit` calls in any window of `per` (or per UTC day with `reset`);
+ * - a concurrency cap: at most `concurrent` calls in flight at once.
+ */
+const LimitSchema = z
+  .strictObject({
+    /** Which calls share this limit: `{source}/{account}` is one account across all its APIs. */
+    key: template,
+    limit: z.int().positive().optional(),
+    per: duration.refine((ms) => ms >= 1, 'per must be at least 1ms').optional(),
+    /** `utc-day`: the count resets at 00:00 UTC instead of rolling (daily quotas). */
+    reset: z.enum(['rolling', 'utc-day']).optional(),
+    /** Calls of the key in flight at once, on all nodes together. */
+    concurrent: z.int().positive().max(100_000).optional(),
+  })
+  .superRefine((limit, ctx) => {
+    const problem = (message: string): void => ctx.addIssue({ code: 'custom', message });
+    if (limit.concurrent !== undefined) {
+      if (limit.limit !== undefined || limit.per !== undefined || limit.reset !== undefined)
+        problem('a limit is either a window (limit + per) or a concurrency cap (concurrent), not both');
+    } else if (limit.limit === undefined || limit.per === undefined)
+      problem('a limit needs limit and per (at most `limit` calls per `per`), or concurrent');
+  })
+  .transform((limit): LimitConfig =>
+    limit.concurrent !== undefined
+      ? { kind: 'concurrent', key: limit.key, concurrent: limit.concurrent }
+      : {
+          kind: limit.reset ?? 'rolling',
+          key: limit.key,
+          limit: limit.limit as number,
+          per: limit.per as number,
+        },
+  );
+
+export type LimitConfig =
+  | { kind: 'rolling' | 'utc-day'; key: string; limit: number; per: number }
+  | { kind: 'concurrent'; key: string; concurrent: number };
 
 const AuthSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -239,7 +270,6 @@ export const ConfigSchema = z.strictObject({
 export type PrismConfig = z.output<typeof ConfigSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
 export type ApiConfig = z.output<typeof ApiSchema>;
-export type LimitConfig = z.output<typeof LimitSchema>;
 export type SignalConfig = z.output<typeof SignalSchema>;
 export type UsageConfig = z.output<typeof UsageSchema>;
 export type AuthConfig = z.output<typeof AuthSchema>;

@@ -2,13 +2,18 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { laterOf, type LimitCheck, type RateLedger, type Reservation, type Slowdown } from './ledger.ts';
-import { current, describeLimit } from './memory-ledger.ts';
+import { leaseFit, liveLeases, withLease, withoutLease } from './leases.ts';
+import { current, describeLimit, type LedgerOptions } from './memory-ledger.ts';
 import { nextUtcMidnight, utcDayStart } from './window-log.ts';
 
 export const LEDGER_BUCKET = 'PRISM_LEDGER';
 
-/** What one limit key holds in KV: the calls in its window (rolling) or the day's count. */
-type Stored = { t: number[]; w?: number[]; i: number[] } | { d: number; n: number };
+/**
+ * What one limit key holds in KV: the calls in its window (rolling), the day's count, or the
+ * calls in flight under a concurrency cap (their ids and when each place lapses).
+ */
+type Stored =
+  { t: number[]; w?: number[]; i: number[] } | { d: number; n: number } | { c: number[]; u: number[] };
 
 interface Cached {
   value: Stored | undefined;
@@ -31,22 +36,27 @@ export class KvLedger implements RateLedger {
   private readonly reservedAt = new Map<number, number>();
   private reservationsSweptAt = 0;
   private readonly marginMs: number;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
   private readonly log: Logger | undefined;
   private readonly watches: Array<Promise<void>> = [];
   private readonly stopWatches: Array<() => void> = [];
   private closed = false;
   conflicts = 0;
 
-  private constructor(kv: KV, marginMs: number, log?: Logger) {
+  private constructor(kv: KV, options: LedgerOptions, log?: Logger) {
     this.kv = kv;
-    this.marginMs = marginMs;
+    this.marginMs = options.marginMs ?? 0;
+    this.leaseMs = options.leaseMs ?? 60_000;
+    // Looking again costs a KV read here: not as often as in memory.
+    this.pollMs = options.concurrencyPollMs ?? 100;
     this.log = log;
   }
 
-  static async open(nc: NatsConnection, options: { marginMs: number; log?: Logger }): Promise<KvLedger> {
+  static async open(nc: NatsConnection, options: LedgerOptions & { log?: Logger }): Promise<KvLedger> {
     // Entries older than the longest window are useless; a day and a bit covers daily quotas.
     const kv = await new Kvm(nc).create(LEDGER_BUCKET, { history: 1, ttl: 26 * 3_600_000 });
-    const ledger = new KvLedger(kv, options.marginMs, options.log);
+    const ledger = new KvLedger(kv, options, options.log);
     await ledger.watchPauses();
     return ledger;
   }
@@ -55,6 +65,8 @@ export class KvLedger implements RateLedger {
     const id = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
     if (checks.length === 0) return { granted: true, id, at: asked };
     const started = performance.now();
+    // Whether a concurrency cap without room was read from KV just now rather than the cache.
+    let freshCaps = false;
     for (let attempt = 0; attempt < 50; attempt++) {
       // Each attempt decides at its own time: conflicts with other nodes can take tens of ms,
       // and a slot recorded at the first attempt's time would count from before the call left.
@@ -71,8 +83,18 @@ export class KvLedger implements RateLedger {
           blocked = check;
         }
       });
-      if (blocked !== undefined)
-        return { granted: false, retryAt, blockedBy: blocked.key, reason: describeLimit(blocked) };
+      if (blocked !== undefined) {
+        // The cache shows this node's last view: a window only grows stale on the safe side (calls
+        // age out), but a cap stays full in it until a write conflicts. Another node's call may
+        // have ended since: look at what KV holds before refusing.
+        if (blocked.kind === 'concurrent' && !freshCaps) {
+          freshCaps = true;
+          await Promise.all(checks.filter((c) => c.kind === 'concurrent').map((c) => this.fetch(c.key)));
+          continue;
+        }
+        const limit = blocked;
+        return { granted: false, retryAt, limit, blockedBy: limit.key, reason: describeLimit(limit) };
+      }
       const written: number[] = [];
       let conflict = false;
       for (let i = 0; i < checks.length; i++) {
@@ -113,7 +135,7 @@ export class KvLedger implements RateLedger {
     // A call that left within half the margin of its slot is covered by the margin: skip the KV round trip.
     if (reservedAt !== undefined && sentAt - reservedAt <= this.marginMs / 2) return;
     for (const check of checks) {
-      if (check.reset === 'utc-day') continue;
+      if (check.kind !== 'rolling') continue;
       await this.modify(check.key, (value) => {
         if (value === undefined || !('t' in value)) return undefined;
         const index = value.i.indexOf(id);
@@ -131,6 +153,10 @@ export class KvLedger implements RateLedger {
     // call wait for the next slot, which is what it would have to do anyway.
     for (const check of checks) await this.removeCall(check, id);
     return this.reserve(checks, now);
+  }
+
+  async release(id: number, checks: readonly LimitCheck[]): Promise<void> {
+    for (const check of checks) if (check.kind === 'concurrent') await this.removeCall(check, id);
   }
 
   async pause(key: string, until: number, reason: string): Promise<void> {
@@ -260,6 +286,10 @@ export class KvLedger implements RateLedger {
     await this.modify(check.key, (value) => {
       if (value === undefined) return undefined;
       if ('d' in value) return { d: value.d, n: Math.max(0, value.n - check.weight) };
+      if ('c' in value) {
+        const rest = withoutLease({ ids: value.c, until: value.u }, id);
+        return rest === undefined ? undefined : { c: rest.ids, u: rest.until };
+      }
       const index = value.i.indexOf(id);
       if (index < 0) return undefined;
       const keep = (_: unknown, j: number): boolean => j !== index;
@@ -276,7 +306,13 @@ export class KvLedger implements RateLedger {
     now: number,
     id: number,
   ): { fit: number; value: Stored } {
-    if (check.reset === 'utc-day') {
+    if (check.kind === 'concurrent') {
+      const held = stored !== undefined && 'c' in stored ? { ids: stored.c, until: stored.u } : undefined;
+      const live = liveLeases(held, now);
+      const next = withLease(live, id, now + this.leaseMs);
+      return { fit: leaseFit(live, check.limit, now, this.pollMs), value: { c: next.ids, u: next.until } };
+    }
+    if (check.kind === 'utc-day') {
       const day = utcDayStart(now);
       const used = stored !== undefined && 'd' in stored && stored.d === day ? stored.n : 0;
       const fit = used + check.weight <= check.limit ? now : nextUtcMidnight(now);

@@ -1,27 +1,37 @@
-/** One limit a call must fit: at most `limit` weight in any window of `windowMs` for `key`. */
+/**
+ * One limit a call must fit, for `key`:
+ * - `rolling`: at most `limit` weight in any window of `windowMs`;
+ * - `utc-day`: at most `limit` weight per UTC calendar day (daily quotas that reset at 00:00 UTC);
+ * - `concurrent`: at most `limit` calls in flight at once (each holds a place from its grant
+ *   until `release`, or until its lease lapses if its node died); `windowMs` is unused.
+ */
 export interface LimitCheck {
   key: string;
+  kind: 'rolling' | 'utc-day' | 'concurrent';
   limit: number;
   windowMs: number;
-  /** `utc-day`: the count resets at 00:00 UTC (daily quotas) instead of rolling. */
-  reset: 'rolling' | 'utc-day';
   weight: number;
 }
+
+/** Whether any check is a concurrency cap (its places are given back when the call ends). */
+export const holdsPlaces = (checks: readonly LimitCheck[]): boolean =>
+  checks.some((check) => check.kind === 'concurrent');
 
 export type Reservation =
   /** `at`: the time the slot was recorded at (later than asked when the ledger had to retry). */
   | { granted: true; id: number; at: number }
   /**
-   * No room before `retryAt`: no grant can come sooner for these checks (calls only ever leave
-   * later than they were counted), so a throttle need not ask again before then. `limit`: the
-   * check without room, when the ledger has it at hand (else only `reason`).
+   * No room before `retryAt`: for windows, no grant can come sooner for these checks (calls only
+   * ever leave later than they were counted), so a throttle need not ask again before then. A
+   * concurrency cap frees a place whenever a call ends, so its `retryAt` is only when to look
+   * again. `limit`: the check without room.
    */
   | {
       granted: false;
       retryAt: number;
       readonly blockedBy: string;
       readonly reason: string;
-      readonly limit?: LimitCheck;
+      readonly limit: LimitCheck;
     };
 
 /**
@@ -47,6 +57,12 @@ export interface RateLedger {
    * at `now`, or refused with when to try again. `markSent` only protects calls made after it.
    */
   retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation>;
+  /**
+   * The call reserved as `id` ended (answered, failed, or never sent): its places in
+   * concurrency caps are free again. A place whose call is never released (its node died) lapses
+   * after the ledger's lease time.
+   */
+  release(id: number, checks: readonly LimitCheck[]): Promise<void>;
   /** Stops every call of a scope key until `until` (a platform said so). */
   pause(key: string, until: number, reason: string): Promise<void>;
   /**

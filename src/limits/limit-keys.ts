@@ -61,16 +61,24 @@ export function limitChecksFor(source: SourceConfig, api: ApiConfig, vars: Templ
     const key = resolveTemplate(limit.key, vars);
     if (key === undefined)
       return { ok: false, reason: `limit key "${limit.key}" needs a field the job's meta lacks` };
-    checks.push({
-      // The window length is part of the ledger key: "1 per 5s" and "60 per 1h" on one scope are two logs.
-      key: `${key}|${limit.reset === 'utc-day' ? 'day' : limit.per}`,
-      limit: limit.limit,
-      windowMs: limit.per,
-      reset: limit.reset,
-      weight: api.weight,
-    });
+    checks.push(checkOf(limit, key, api.weight));
   }
   return { ok: true, checks: mergeSameKey(checks) };
+}
+
+/** The ledger's check for one limit of the config, on its resolved scope key. */
+function checkOf(limit: LimitConfig, scope: string, weight: number): LimitCheck {
+  // The shape is part of the ledger key: "1 per 5s" and "60 per 1h" on one scope are two logs.
+  if (limit.kind === 'concurrent')
+    // A place in flight is a place, whatever the call costs in quota.
+    return { key: `${scope}|in-flight`, kind: 'concurrent', limit: limit.concurrent, windowMs: 0, weight: 1 };
+  return {
+    key: `${scope}|${limit.kind === 'utc-day' ? 'day' : limit.per}`,
+    kind: limit.kind,
+    limit: limit.limit,
+    windowMs: limit.per,
+    weight,
+  };
 }
 
 /** Two limits on the same scope and window: the stricter one wins (one log, smallest limit). */

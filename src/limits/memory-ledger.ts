@@ -1,27 +1,47 @@
 import { laterOf, type LimitCheck, type RateLedger, type Reservation, type Slowdown } from './ledger.ts';
+import { leaseFit, liveLeases, withLease, withoutLease, type Leases } from './leases.ts';
 import { nextUtcMidnight, utcDayStart, WindowLog } from './window-log.ts';
 
+export interface LedgerOptions {
+  /** Added to every rolling window, for transit jitter and clock skew. */
+  marginMs?: number;
+  /** How long a place in a concurrency cap lasts if its call is never released (its node died). */
+  leaseMs?: number;
+  /** How soon a key refused by a concurrency cap looks again (a call may end any moment). */
+  concurrencyPollMs?: number;
+}
+
 /**
- * The ledger of one node: exact sliding windows in memory. Correct for a single node only; a
- * cluster uses the KV ledger. `marginMs` widens every rolling window to absorb transit jitter.
+ * The ledger of one node: exact sliding windows and concurrency caps in memory. Correct for a
+ * single node only; a cluster uses the KV ledger. `marginMs` widens every rolling window to
+ * absorb transit jitter.
  */
 export class MemoryLedger implements RateLedger {
   private readonly logs = new Map<string, WindowLog>();
+  /** Calls in flight per concurrency cap. */
+  private readonly leases = new Map<string, Leases>();
   private readonly pauses = new Map<string, { until: number; reason: string }>();
   private readonly slowdowns = new Map<string, Slowdown>();
   private nextId = 1;
   private readonly marginMs: number;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
   private longestWindowMs = 0;
 
-  constructor(marginMs = 0) {
-    this.marginMs = marginMs;
+  constructor(options: LedgerOptions = {}) {
+    this.marginMs = options.marginMs ?? 0;
+    this.leaseMs = options.leaseMs ?? 60_000;
+    this.pollMs = options.concurrencyPollMs ?? 25;
   }
 
   reserve(checks: readonly LimitCheck[], now: number): Reservation {
     let retryAt = now;
     let blocked: LimitCheck | undefined;
     for (const check of checks) {
-      const fit = this.fit(check, this.prepare(check, now), now);
+      const fit =
+        check.kind === 'concurrent'
+          ? leaseFit(this.liveLeases(check.key, now), check.limit, now, this.pollMs)
+          : this.fit(check, this.prepare(check, now), now);
       if (fit > retryAt) {
         retryAt = fit;
         blocked = check;
@@ -29,13 +49,35 @@ export class MemoryLedger implements RateLedger {
     }
     if (blocked !== undefined) return new Refusal(retryAt, blocked);
     const id = this.nextId++;
-    for (const check of checks) (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
+    for (const check of checks) {
+      if (check.kind === 'concurrent')
+        this.leases.set(check.key, withLease(this.liveLeases(check.key, now), id, now + this.leaseMs));
+      else (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
+    }
     return { granted: true, id, at: now };
+  }
+
+  /** The places of a cap still held at `now`; lapsed ones are dropped for good. */
+  private liveLeases(key: string, now: number): Leases {
+    const held = this.leases.get(key);
+    const live = liveLeases(held, now);
+    if (live !== held) this.leases.set(key, live);
+    return live;
+  }
+
+  async release(id: number, checks: readonly LimitCheck[]): Promise<void> {
+    for (const check of checks) {
+      if (check.kind !== 'concurrent') continue;
+      const rest = withoutLease(this.leases.get(check.key), id);
+      if (rest === undefined) continue;
+      if (rest.ids.length === 0) this.leases.delete(check.key);
+      else this.leases.set(check.key, rest);
+    }
   }
 
   /** When a call of `check` fits in `log` (evicted for `now`). */
   private fit(check: LimitCheck, log: WindowLog, now: number): number {
-    if (check.reset === 'utc-day')
+    if (check.kind === 'utc-day')
       return log.used() + check.weight <= check.limit ? now : nextUtcMidnight(now);
     return log.earliestFit(now, check.limit, check.weight, this.windowOf(check));
   }
@@ -46,6 +88,7 @@ export class MemoryLedger implements RateLedger {
 
   async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
     for (const check of checks) this.logs.get(check.key)?.remove(id);
+    await this.release(id, checks);
     return this.reserve(checks, now);
   }
 
@@ -77,6 +120,8 @@ export class MemoryLedger implements RateLedger {
   sweep(now: number): void {
     const horizon = now - Math.max(this.longestWindowMs, 86_400_000) - this.marginMs;
     for (const [key, log] of this.logs) if (log.newest() < horizon) this.logs.delete(key);
+    for (const key of this.leases.keys())
+      if (this.liveLeases(key, now).ids.length === 0) this.leases.delete(key);
     for (const signals of [this.pauses, this.slowdowns])
       for (const [key, signal] of signals) if (signal.until <= now) signals.delete(key);
   }
@@ -98,7 +143,7 @@ export class MemoryLedger implements RateLedger {
       this.logs.set(check.key, log);
     }
     if (check.windowMs > this.longestWindowMs) this.longestWindowMs = check.windowMs;
-    if (check.reset === 'utc-day') log.evictBefore(utcDayStart(now));
+    if (check.kind === 'utc-day') log.evictBefore(utcDayStart(now));
     else log.evict(now, this.windowOf(check));
     return log;
   }
@@ -122,7 +167,8 @@ class Refusal {
 }
 
 export function describeLimit(check: LimitCheck): string {
-  const per = check.reset === 'utc-day' ? 'UTC day' : `${check.windowMs}ms`;
+  if (check.kind === 'concurrent') return `at most ${check.limit} in flight on ${check.key}`;
+  const per = check.kind === 'utc-day' ? 'UTC day' : `${check.windowMs}ms`;
   return `limit ${check.limit}/${per} on ${check.key}`;
 }
 

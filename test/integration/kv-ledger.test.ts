@@ -9,7 +9,7 @@ const rolling = (key: string, limit: number, windowMs: number, weight = 1): Limi
   key,
   limit,
   windowMs,
-  reset: 'rolling',
+  kind: 'rolling',
   weight,
 });
 
@@ -24,7 +24,7 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
     for (let i = 0; i < 3; i++) {
       const nc = await connectNats({ url: nats.url, name: `ledger-${i}` });
       connections.push(nc);
-      ledgers.push(await KvLedger.open(nc, { marginMs: 0 }));
+      ledgers.push(await KvLedger.open(nc, { marginMs: 0, leaseMs: 5_000, concurrencyPollMs: 20 }));
     }
   });
   afterAll(async () => {
@@ -81,7 +81,7 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
       key: 'daily/acct',
       limit: 2,
       windowMs: 86_400_000,
-      reset: 'utc-day',
+      kind: 'utc-day',
       weight: 1,
     };
     const now = Date.now();
@@ -115,6 +115,60 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
       granted: false,
       retryAt: expect.closeTo(13_600, -1),
     });
+  });
+
+  it('holds a concurrency cap across nodes: never more than N in flight, and a freed place is seen at once', async () => {
+    const cap: LimitCheck[] = [
+      { key: 'cap/acct|in-flight', kind: 'concurrent', limit: 2, windowMs: 0, weight: 1 },
+    ];
+    // [from, to] of each call, on the node's clock: from after the grant, to before the release.
+    const held: Array<[number, number]> = [];
+    const byNode = [0, 0, 0];
+    const start = Date.now();
+    await Promise.all(
+      ledgers.map(async (ledger, node) => {
+        while (Date.now() - start < 2_000) {
+          const r = await ledger.reserve(cap, Date.now());
+          if (!r.granted) {
+            await new Promise((res) => setTimeout(res, Math.max(0, r.retryAt - Date.now())));
+            continue;
+          }
+          const from = Date.now();
+          await new Promise((res) => setTimeout(res, 30));
+          held.push([from, Date.now()]);
+          byNode[node]!++;
+          await ledger.release(r.id, cap);
+        }
+      }),
+    );
+    const most = Math.max(...held.map(([from]) => held.filter(([f, t]) => f <= from && from < t).length));
+    expect(most).toBe(2);
+    // The cap was used, not just refused: two at a time, ~30 ms each (plus KV round trips), for 2 s.
+    // A node that waited for leases to lapse (5 s) instead of seeing releases would make ~2.
+    expect(held.length).toBeGreaterThanOrEqual(40);
+    // And every node had its turns: none kept refusing on a stale view of the cap.
+    expect(Math.min(...byNode)).toBeGreaterThanOrEqual(5);
+  });
+
+  it("lets a dead node's place under a cap lapse after its lease", async () => {
+    const nc = await connectNats({ url: nats.url, name: 'ledger-dies' });
+    const dies = await KvLedger.open(nc, { marginMs: 0, leaseMs: 400 });
+    const cap: LimitCheck[] = [
+      { key: 'lapse/acct|in-flight', kind: 'concurrent', limit: 1, windowMs: 0, weight: 1 },
+    ];
+    const taken = Date.now();
+    expect((await dies.reserve(cap, taken)).granted).toBe(true);
+    await dies.close();
+    await nc.close();
+    const other = ledgers[1] as KvLedger;
+    expect((await other.reserve(cap, Date.now())).granted).toBe(false);
+    let granted = false;
+    while (!granted && Date.now() - taken < 3_000) {
+      granted = (await other.reserve(cap, Date.now())).granted;
+      if (!granted) await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(granted).toBe(true);
+    expect(Date.now() - taken).toBeGreaterThanOrEqual(400);
   });
 
   it('spreads a pause to every node', async () => {

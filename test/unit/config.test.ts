@@ -73,8 +73,8 @@ describe('config', () => {
     expect(result).toEqual({
       ok: true,
       checks: [
-        { key: 'af/com.app|day', limit: 24, windowMs: 86_400_000, reset: 'utc-day', weight: 2 },
-        { key: 'af/acc%201|1000', limit: 3, windowMs: 1000, reset: 'rolling', weight: 2 },
+        { key: 'af/com.app|day', limit: 24, windowMs: 86_400_000, kind: 'utc-day', weight: 2 },
+        { key: 'af/acc%201|1000', limit: 3, windowMs: 1000, kind: 'rolling', weight: 2 },
       ],
     });
     expect(limitChecksFor(source, source.apis.r!, { ...vars, meta: {} })).toMatchObject({ ok: false });

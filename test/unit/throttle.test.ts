@@ -46,7 +46,7 @@ class HeldMessage implements JobMessage {
 }
 
 const KEY = 't.r.a';
-const checks: LimitCheck[] = [{ key: 't/a|100', limit: 1, windowMs: 100, reset: 'rolling', weight: 1 }];
+const checks: LimitCheck[] = [{ key: 't/a|100', limit: 1, windowMs: 100, kind: 'rolling', weight: 1 }];
 
 const newWork = (): Work => ({
   job: {
@@ -82,7 +82,7 @@ function setUp(marginMs = 5) {
     node: { ledger: 'memory', limitMargin: marginMs, passivateAfter: '1h', maxParkedPerKey: 50 },
     sources: { t: { allowHosts: ['t.example'], apis: { r: {} } } },
   });
-  const ledger = new MemoryLedger(marginMs);
+  const ledger = new MemoryLedger({ marginMs });
   let asked = 0;
   const reserve = ledger.reserve.bind(ledger);
   ledger.reserve = (c: readonly LimitCheck[], now: number): Reservation => {

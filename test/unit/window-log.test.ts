@@ -8,7 +8,7 @@ const check = (limit: number, windowMs: number, key = 'k', weight = 1): LimitChe
   key,
   limit,
   windowMs,
-  reset: 'rolling',
+  kind: 'rolling',
   weight,
 });
 
@@ -89,7 +89,7 @@ describe('MemoryLedger sliding windows', () => {
   });
 
   it('widens windows by the margin', () => {
-    const ledger = new MemoryLedger(25);
+    const ledger = new MemoryLedger({ marginMs: 25 });
     const c = [check(1, 1000)];
     ledger.reserve(c, 0);
     expect(ledger.reserve(c, 1000)).toMatchObject({ granted: false, retryAt: 1025 });
@@ -97,7 +97,7 @@ describe('MemoryLedger sliding windows', () => {
 
   it('resets calendar-day quotas at 00:00 UTC', () => {
     const ledger = new MemoryLedger();
-    const day: LimitCheck = { key: 'd', limit: 2, windowMs: 86_400_000, reset: 'utc-day', weight: 1 };
+    const day: LimitCheck = { key: 'd', limit: 2, windowMs: 86_400_000, kind: 'utc-day', weight: 1 };
     const t = Date.UTC(2026, 10, 24, 23, 0, 0);
     expect(ledger.reserve([day], t).granted).toBe(true);
     expect(ledger.reserve([day], t + 1).granted).toBe(true);
@@ -157,8 +157,8 @@ describe('MemoryLedger sliding windows', () => {
             check(ownLimit + 1, windowMs, `own${key}`, weight),
             check(sharedLimit + 1, windowMs * 2, 'shared', weight),
           ];
-          const asksAlways = new MemoryLedger(5);
-          const skips = new MemoryLedger(5);
+          const asksAlways = new MemoryLedger({ marginMs: 5 });
+          const skips = new MemoryLedger({ marginMs: 5 });
           const notBefore = [
             { at: 0, weight: 0 },
             { at: 0, weight: 0 },
