@@ -52,6 +52,7 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
             scope: outcome.scope,
             until: outcome.until,
             reason: outcome.reason,
+            slowIntervalMs: outcome.slowIntervalMs,
           });
           break;
         case 'slot-lapsed':

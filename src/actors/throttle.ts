@@ -4,7 +4,7 @@ import { defineActor, stopActor, tell, type ParentRef } from './nact-typed.ts';
 import type { NodeServices } from './services.ts';
 import type { ThrottleMessage } from '../messages/throttle-messages.ts';
 import type { Work } from '../messages/work.ts';
-import type { LimitCheck, Reservation } from '../limits/ledger.ts';
+import { paceMs, type LimitCheck, type Reservation } from '../limits/ledger.ts';
 import { describeLimit } from '../limits/memory-ledger.ts';
 import type { KeyStatus } from '../runtime/node-stats.ts';
 
@@ -21,10 +21,6 @@ import type { KeyStatus } from '../runtime/node-stats.ts';
  * Every key's actor runs the same behaviour (`throttleKind`, defined once per node): an idle key
  * costs its state and nact's actor, not a set of closures of its own.
  */
-
-/** The smallest average spacing the limits allow (window / limit), 0 without limits. */
-const paceMs = (checks: readonly LimitCheck[]): number =>
-  checks.reduce((pace, c) => Math.max(pace, (c.windowMs * c.weight) / c.limit), 0);
 
 /** How soon a key tries again when the ledger (NATS KV) did not answer. */
 const LEDGER_RETRY_MS = 1_000;
@@ -327,8 +323,11 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
         state.notBefore = 0;
         // The pause holds on this node even when NATS cannot spread it (the ledger keeps it in
         // memory first), so a failure to spread it is not worth a crash.
-        return ledger
-          .pause(message.scope, message.until, message.reason)
+        return (
+          message.slowIntervalMs === undefined
+            ? ledger.pause(message.scope, message.until, message.reason)
+            : ledger.slow(message.scope, message.until, message.slowIntervalMs, message.reason)
+        )
           .catch((error: unknown) =>
             services.log.warn(
               { err: error, key: state.key },

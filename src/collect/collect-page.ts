@@ -1,7 +1,7 @@
 import type { NodeServices } from '../actors/services.ts';
 import { HttpFailure, type HttpRequest, type HttpResponse } from '../http/http-client.ts';
 import { tryParseJson } from '../limits/json-path.ts';
-import { holdsPlaces } from '../limits/ledger.ts';
+import { holdsPlaces, paceMs } from '../limits/ledger.ts';
 import { resolveTemplate } from '../limits/limit-keys.ts';
 import { nextPage, pageUrl } from '../limits/pagination.ts';
 import { classifyResponse } from '../limits/signals.ts';
@@ -15,7 +15,8 @@ import { backoffDelay } from '../runtime/backoff.ts';
 export type PageOutcome =
   | { kind: 'next-page' }
   | { kind: 'finished' }
-  | { kind: 'throttled'; scope: string; until: number; reason: string }
+  /** `slowIntervalMs`: the scope is slowed to one call per interval, not paused. */
+  | { kind: 'throttled'; scope: string; until: number; reason: string; slowIntervalMs?: number }
   | { kind: 'retry'; reason: string; notBefore?: number }
   | { kind: 'reject'; reason: string }
   /** The call waited so long for a collector that its slot lapsed, and no new one is free yet. */
@@ -102,7 +103,16 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   switch (outcome.kind) {
     case 'throttled': {
       const scope = resolveTemplate(outcome.scope, { ...job, node: services.nodeName }) ?? outcome.scope;
-      return { kind: 'throttled', scope, until: outcome.until, reason: outcome.reason };
+      const throttled: PageOutcome = {
+        kind: 'throttled',
+        scope,
+        until: outcome.until,
+        reason: outcome.reason,
+      };
+      if (outcome.slow !== undefined)
+        throttled.slowIntervalMs =
+          outcome.slow.intervalMs ?? outcome.slow.factor * (paceMs(work.checks) || 1_000);
+      return throttled;
     }
     case 'retry':
       services.stats.callFailures++;

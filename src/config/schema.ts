@@ -112,8 +112,13 @@ const SignalSchema = z.strictObject({
       delayPath: z.string().min(1).optional(),
     }),
     z.strictObject({ type: z.literal('pause-until'), reset: z.literal('utc-day') }),
+    /**
+     * Spaces the scope's calls at least `interval` apart, or `factor` times as wide as the call's
+     * strictest limit allows (1 s × factor without a limit), until `for` or Retry-After ends.
+     */
     z.strictObject({
       type: z.literal('slow'),
+      interval: duration.refine((ms) => ms >= 1, 'interval must be at least 1ms').optional(),
       factor: z.number().min(1).default(2),
       for: duration.optional(),
     }),

@@ -13,6 +13,13 @@ export interface LimitCheck {
   weight: number;
 }
 
+/** The smallest average spacing a list of window limits allows (window × weight / limit), 0 without any. */
+export const paceMs = (checks: readonly LimitCheck[]): number =>
+  checks.reduce(
+    (pace, c) => (c.kind === 'concurrent' ? pace : Math.max(pace, (c.windowMs * c.weight) / c.limit)),
+    0,
+  );
+
 /** Whether any check is a concurrency cap (its places are given back when the call ends). */
 export const holdsPlaces = (checks: readonly LimitCheck[]): boolean =>
   checks.some((check) => check.kind === 'concurrent');

@@ -14,7 +14,15 @@ export interface ResponseView {
 /** What a response means for the job and for its key. */
 export type CallOutcome =
   | { kind: 'ok' }
-  | { kind: 'throttled'; signal: string; scope: string; until: number; reason: string }
+  | {
+      kind: 'throttled';
+      signal: string;
+      scope: string;
+      until: number;
+      reason: string;
+      /** Slow the scope down instead of pausing it (the signal's `slow` action). */
+      slow?: { intervalMs: number | undefined; factor: number };
+    }
   | { kind: 'retry'; reason: string; notBefore?: number }
   | { kind: 'reject'; reason: string };
 
@@ -54,13 +62,16 @@ export function classifyResponse(
         until = hinted ?? now + (signal.action.for ?? DEFAULT_PAUSE_MS);
         break;
     }
-    return {
+    const outcome: CallOutcome = {
       kind: 'throttled',
       signal: signal.name,
       scope: signal.scope,
       until,
       reason: `${signal.name} (HTTP ${response.status})`,
     };
+    if (signal.action.type === 'slow')
+      outcome.slow = { intervalMs: signal.action.interval, factor: signal.action.factor };
+    return outcome;
   }
   const { status } = response;
   if (status === 429) {

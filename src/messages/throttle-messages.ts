@@ -12,8 +12,18 @@ export type ThrottleMessage =
   | { type: 'requeue'; work: Work }
   /** A call ended and its job left this key (done, handed back to JetStream, or dead-lettered). */
   | { type: 'call-ended' }
-  /** The platform said "too many calls": pause the scope, then retry the same page. */
-  | { type: 'throttled'; work: Work; scope: string; until: number; reason: string }
+  /**
+   * The platform said "too many calls": pause the scope until `until` (or slow it to one call per
+   * `slowIntervalMs`), then retry the same page.
+   */
+  | {
+      type: 'throttled';
+      work: Work;
+      scope: string;
+      until: number;
+      reason: string;
+      slowIntervalMs: number | undefined;
+    }
   /** Idle long enough: the router agreed to forget this actor; hand back anything that arrived. */
   | { type: 'retire' }
   /** Hand every parked job back to JetStream now (drain). */
