@@ -4,7 +4,7 @@ import { defineActor, stopActor, tell, type ParentRef } from './nact-typed.ts';
 import type { NodeServices } from './services.ts';
 import type { ThrottleMessage } from '../messages/throttle-messages.ts';
 import type { Work } from '../messages/work.ts';
-import { paceMs, type LimitCheck, type Reservation } from '../limits/ledger.ts';
+import { paceMs, slowdownCheck, type LimitCheck, type Reservation } from '../limits/ledger.ts';
 import { describeLimit } from '../limits/memory-ledger.ts';
 import type { KeyStatus } from '../runtime/node-stats.ts';
 
@@ -257,13 +257,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       const slowdown = ledger.slowedBy(pauseKey, now);
       if (slowdown === undefined) continue;
       if (checks === work.checks) checks = [...work.checks];
-      checks.push({
-        key: `slow|${pauseKey}|${slowdown.intervalMs}`,
-        limit: 1,
-        windowMs: slowdown.intervalMs,
-        kind: 'rolling',
-        weight: 1,
-      });
+      checks.push(slowdownCheck(pauseKey, slowdown.intervalMs));
     }
     return checks;
   };
@@ -326,7 +320,13 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
         return (
           message.slowIntervalMs === undefined
             ? ledger.pause(message.scope, message.until, message.reason)
-            : ledger.slow(message.scope, message.until, message.slowIntervalMs, message.reason)
+            : ledger.slow(
+                message.scope,
+                message.until,
+                message.slowIntervalMs,
+                message.reason,
+                services.now(),
+              )
         )
           .catch((error: unknown) =>
             services.log.warn(

@@ -220,7 +220,7 @@ async function applyUsage(
     if (scope === undefined) continue;
     try {
       if (advice.action === 'pause') await services.ledger.pause(scope, advice.until, advice.reason);
-      else await services.ledger.slow(scope, advice.until, advice.intervalMs, advice.reason);
+      else await services.ledger.slow(scope, advice.until, advice.intervalMs, advice.reason, now);
     } catch (error) {
       // The page is fetched and paid for: store it. The advice holds on this node (the ledger
       // keeps it in memory first); other nodes miss it while NATS is away.

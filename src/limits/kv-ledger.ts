@@ -1,7 +1,14 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { laterOf, type LimitCheck, type RateLedger, type Reservation, type Slowdown } from './ledger.ts';
+import {
+  laterOf,
+  slowdownCheck,
+  type LimitCheck,
+  type RateLedger,
+  type Reservation,
+  type Slowdown,
+} from './ledger.ts';
 import { leaseFit, liveLeases, withLease, withoutLease } from './leases.ts';
 import { current, describeLimit, type LedgerOptions } from './memory-ledger.ts';
 import { nextUtcMidnight, utcDayStart } from './window-log.ts';
@@ -169,10 +176,12 @@ export class KvLedger implements RateLedger {
     return current(this.pauses, key, now);
   }
 
-  async slow(key: string, until: number, intervalMs: number, reason: string): Promise<void> {
+  async slow(key: string, until: number, intervalMs: number, reason: string, now: number): Promise<void> {
     const kept = laterOf(this.slowdowns.get(key), { until, intervalMs, reason });
     this.slowdowns.set(key, kept);
     await this.kv.put(`s.${kvKey(key)}`, JSON.stringify({ key, ...kept }));
+    // Refused when a call of the slower pace is already in its interval: then that one counts.
+    await this.reserve([slowdownCheck(key, kept.intervalMs)], now);
   }
 
   slowedBy(key: string, now: number): Slowdown | undefined {

@@ -20,6 +20,15 @@ export const paceMs = (checks: readonly LimitCheck[]): number =>
     0,
   );
 
+/** The limit a slowdown adds to every call of its scope: one call per interval, kept like any other. */
+export const slowdownCheck = (scopeKey: string, intervalMs: number): LimitCheck => ({
+  key: `slow|${scopeKey}|${intervalMs}`,
+  kind: 'rolling',
+  limit: 1,
+  windowMs: intervalMs,
+  weight: 1,
+});
+
 /** Whether any check is a concurrency cap (its places are given back when the call ends). */
 export const holdsPlaces = (checks: readonly LimitCheck[]): boolean =>
   checks.some((check) => check.kind === 'concurrent');
@@ -79,9 +88,10 @@ export interface RateLedger {
   pausedUntil(key: string, now: number): { until: number; reason: string } | undefined;
   /**
    * Slows every call of a scope key until `until`: at most one call per `intervalMs` (a platform
-   * said its quota is nearly used, e.g. Meta's usage headers at 80%).
+   * said its quota is nearly used, e.g. Meta's usage headers at 80%). The call that brought the
+   * news, at `now`, counts as the first of the slower pace: the next waits a whole interval.
    */
-  slow(key: string, until: number, intervalMs: number, reason: string): Promise<void>;
+  slow(key: string, until: number, intervalMs: number, reason: string, now: number): Promise<void>;
   /** The slowdown in force for a key at `now`, if any; read from memory like `pausedUntil`. */
   slowedBy(key: string, now: number): Slowdown | undefined;
   /**

@@ -1,4 +1,11 @@
-import { laterOf, type LimitCheck, type RateLedger, type Reservation, type Slowdown } from './ledger.ts';
+import {
+  laterOf,
+  slowdownCheck,
+  type LimitCheck,
+  type RateLedger,
+  type Reservation,
+  type Slowdown,
+} from './ledger.ts';
 import { leaseFit, liveLeases, withLease, withoutLease, type Leases } from './leases.ts';
 import { nextUtcMidnight, utcDayStart, WindowLog } from './window-log.ts';
 
@@ -96,8 +103,11 @@ export class MemoryLedger implements RateLedger {
     this.pauses.set(key, laterOf(this.pauses.get(key), { until, reason }));
   }
 
-  async slow(key: string, until: number, intervalMs: number, reason: string): Promise<void> {
-    this.slowdowns.set(key, laterOf(this.slowdowns.get(key), { until, intervalMs, reason }));
+  async slow(key: string, until: number, intervalMs: number, reason: string, now: number): Promise<void> {
+    const kept = laterOf(this.slowdowns.get(key), { until, intervalMs, reason });
+    this.slowdowns.set(key, kept);
+    // Refused when a call of the slower pace is already in its interval: then that one counts.
+    this.reserve([slowdownCheck(key, kept.intervalMs)], now);
   }
 
   slowedBy(key: string, now: number): Slowdown | undefined {

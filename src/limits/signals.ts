@@ -59,7 +59,9 @@ export function classifyResponse(
         until = nextUtcMidnight(now);
         break;
       case 'slow':
-        until = hinted ?? now + (signal.action.for ?? DEFAULT_PAUSE_MS);
+        // As with a pause, the configured length wins over the platform's Retry-After.
+        until =
+          signal.action.for !== undefined ? now + signal.action.for : (hinted ?? now + DEFAULT_PAUSE_MS);
         break;
     }
     const outcome: CallOutcome = {

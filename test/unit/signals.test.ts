@@ -43,6 +43,43 @@ describe('classifyResponse', () => {
     expect(classifyResponse(view(200, { code: 0, data: {} }), signals, now)).toEqual({ kind: 'ok' });
   });
 
+  it('slows the scope down on a slow signal, for its duration or Retry-After, and pauses on the others', () => {
+    const kakao = parseConfig({
+      sources: {
+        kakao: {
+          allowHosts: ['x.example'],
+          signals: [
+            {
+              name: 'kakao-slow',
+              match: { body: { path: 'code', in: [-10] } },
+              scope: '{source}/{account}',
+              action: { type: 'slow', interval: '3s', for: '1m' },
+            },
+            {
+              name: 'kakao-slower',
+              match: { body: { path: 'code', in: [-11] } },
+              action: { type: 'slow', factor: 4 },
+            },
+          ],
+          apis: { report: {} },
+        },
+      },
+    }).sources.kakao!.signals;
+    expect(classifyResponse(view(429, { code: -10 }), kakao, now)).toMatchObject({
+      kind: 'throttled',
+      signal: 'kakao-slow',
+      until: now + 60_000,
+      slow: { intervalMs: 3_000, factor: 2 },
+    });
+    expect(classifyResponse(view(429, { code: -11 }, { 'retry-after': '20' }), kakao, now)).toMatchObject({
+      until: now + 20_000,
+      slow: { intervalMs: undefined, factor: 4 },
+    });
+    const meta = classifyResponse(view(400, { error: { code: 17 } }), config.sources.meta!.signals, now);
+    expect(meta).toMatchObject({ kind: 'throttled' });
+    expect(meta).not.toHaveProperty('slow');
+  });
+
   it('honours 429 with Retry-After in seconds or as a date', () => {
     expect(classifyResponse(view(429, {}, { 'retry-after': '7' }), [], now)).toMatchObject({
       kind: 'throttled',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
-import type { LimitCheck } from '../../src/limits/ledger.ts';
+import { slowdownCheck, type LimitCheck } from '../../src/limits/ledger.ts';
 import { nextUtcMidnight } from '../../src/limits/window-log.ts';
 
 const check = (limit: number, windowMs: number, key = 'k', weight = 1): LimitCheck => ({
@@ -188,11 +188,20 @@ describe('MemoryLedger sliding windows', () => {
     );
   });
 
+  it('counts the call that brought a slowdown as the first of the slower pace', async () => {
+    const ledger = new MemoryLedger();
+    await ledger.slow('kakao/a1', 60_000, 500, 'kakao-slow', 1_000);
+    const slowed = [slowdownCheck('kakao/a1', 500)];
+    expect(ledger.reserve(slowed, 1_200)).toMatchObject({ granted: false, retryAt: 1_500 });
+    expect(ledger.reserve(slowed, 1_500).granted).toBe(true);
+    expect(ledger.reserve(slowed, 1_700)).toMatchObject({ granted: false, retryAt: 2_000 });
+  });
+
   it('knows whether any pause or slowdown is in force, and forgets expired ones in its sweep', async () => {
     const ledger = new MemoryLedger();
     expect(ledger.hasSignals).toBe(false);
     await ledger.pause('meta/act_1', 1_000, 'code 17');
-    await ledger.slow('meta', 2_000, 500, 'usage 80%');
+    await ledger.slow('meta', 2_000, 500, 'usage 80%', 0);
     expect(ledger.hasSignals).toBe(true);
     expect(ledger.pausedUntil('meta/act_1', 999)).toMatchObject({ until: 1_000 });
     ledger.sweep(1_500);
