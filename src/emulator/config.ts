@@ -1,12 +1,23 @@
 import { EMULATOR_STYLES, LIMIT_SCOPES } from './types.ts';
-import type { EmulatorConfig, EmulatorStyle, LimitRule, LimitScope, PlatformConfig } from './types.ts';
+import type {
+  EmulatorConfig,
+  EmulatorStyle,
+  LimitRule,
+  LimitScope,
+  PlatformConfig,
+  RuleKeying,
+  RuleShape,
+} from './types.ts';
 
 /** A config the emulator refuses; the message says which field and why (sent back with 400). */
 export class EmulatorConfigError extends Error {
   override name = 'EmulatorConfigError';
 }
 
-/** Keeps one key's ring (8 bytes per slot) bounded, whatever a config file says. */
+/**
+ * Keeps one key's ring (8 bytes per slot) bounded, whatever a config file says; `concurrent` has
+ * the same bound so that no rule shape takes numbers a window would refuse.
+ */
 const MAX_LIMIT = 1_000_000;
 const MAX_LATENCY_MS = 600_000;
 
@@ -32,11 +43,21 @@ export function styleOf(config: EmulatorConfig, platform: string): EmulatorStyle
   );
 }
 
+/**
+ * A rule's label in stats and logs when it has no `name`: where it counts, then its shape —
+ * `account:meta/insights 2/1000ms`, `query:appsflyer app_id 24/utc-day`, `account:kakao concurrent 2`.
+ */
 export function ruleName(rule: LimitRule): string {
   if (rule.name !== undefined) return rule.name;
   const where =
-    (rule.platform === undefined ? '' : `:${rule.platform}`) + (rule.report ? `/${rule.report}` : '');
-  return `${rule.scope}${where} ${rule.limit}/${rule.perMs}ms`;
+    (rule.platform === undefined ? '' : `:${rule.platform}`) +
+    (rule.report ? `/${rule.report}` : '') +
+    (rule.scope === 'query' ? ` ${rule.param}` : '');
+  let shape: string;
+  if (rule.concurrent !== undefined) shape = `concurrent ${rule.concurrent}`;
+  else if (rule.reset === 'utc-day') shape = `${rule.limit}/utc-day`;
+  else shape = `${rule.limit}/${rule.perMs}ms`;
+  return `${rule.scope}${where} ${shape}`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -92,21 +113,91 @@ function parsePlatform(value: unknown, where: string): PlatformConfig {
   return platform;
 }
 
-function parseRule(value: unknown, where: string): LimitRule {
-  if (!isRecord(value)) throw new EmulatorConfigError(`${where} must be an object`);
-  checkKeys(value, ['scope', 'platform', 'report', 'limit', 'perMs', 'code', 'name'], where);
+const RULE_FIELDS = [
+  'scope',
+  'platform',
+  'report',
+  'param',
+  'limit',
+  'perMs',
+  'reset',
+  'concurrent',
+  'code',
+  'name',
+] as const;
+
+/** `scope`, and `param` which only (and always) goes with the `query` scope. */
+function parseKeying(value: Record<string, unknown>, where: string): RuleKeying {
   if (typeof value.scope !== 'string' || !(LIMIT_SCOPES as readonly string[]).includes(value.scope)) {
     throw new EmulatorConfigError(`${where}.scope must be one of ${LIMIT_SCOPES.join(', ')}`);
   }
-  const limit = optionalNumber(value.limit, `${where}.limit`, { min: 1, max: MAX_LIMIT, integer: true });
-  if (limit === undefined) throw new EmulatorConfigError(`${where}.limit is required`);
+  const scope = value.scope as LimitScope;
+  if (scope !== 'query') {
+    if (value.param !== undefined) throw new EmulatorConfigError(`${where}.param is only for scope "query"`);
+    return { scope };
+  }
+  if (value.param === undefined) {
+    throw new EmulatorConfigError(`${where}.param is required for scope "query"`);
+  }
+  if (typeof value.param !== 'string' || value.param.length === 0 || value.param.length > 200) {
+    throw new EmulatorConfigError(`${where}.param must be a query parameter name (1 to 200 characters)`);
+  }
+  return { scope, param: value.param };
+}
+
+/** `limit` + `perMs`, `limit` + `reset: "utc-day"`, or `concurrent` alone. */
+function parseShape(value: Record<string, unknown>, where: string): RuleShape {
+  if (value.concurrent !== undefined) {
+    const concurrent = value.concurrent;
+    if (
+      typeof concurrent !== 'number' ||
+      !Number.isInteger(concurrent) ||
+      concurrent < 1 ||
+      concurrent > MAX_LIMIT
+    ) {
+      throw new EmulatorConfigError(`${where}.concurrent must be an integer between 1 and ${MAX_LIMIT}`);
+    }
+    for (const field of ['limit', 'perMs', 'reset'] as const) {
+      if (value[field] !== undefined) {
+        throw new EmulatorConfigError(`${where}.${field} does not go with concurrent (a concurrency rule)`);
+      }
+    }
+    return { concurrent };
+  }
+  if (value.reset !== undefined && value.reset !== 'utc-day') {
+    throw new EmulatorConfigError(`${where}.reset must be "utc-day"`);
+  }
+  const daily = value.reset === 'utc-day';
+  // A day count keeps one number per key whatever the limit; only windows keep a slot per call.
+  const limit = optionalNumber(value.limit, `${where}.limit`, {
+    min: 1,
+    max: daily ? Number.MAX_SAFE_INTEGER : MAX_LIMIT,
+    integer: true,
+  });
+  if (limit === undefined) {
+    throw new EmulatorConfigError(`${where}.limit is required (or concurrent, for a concurrency rule)`);
+  }
+  if (daily) {
+    if (value.perMs !== undefined) {
+      throw new EmulatorConfigError(`${where}: give either perMs or reset "utc-day", not both`);
+    }
+    return { limit, reset: 'utc-day' };
+  }
   const perMs = optionalNumber(value.perMs, `${where}.perMs`, {
     min: 0.001,
     max: 400 * 86_400_000,
     integer: false,
   });
-  if (perMs === undefined) throw new EmulatorConfigError(`${where}.perMs is required`);
-  const rule: LimitRule = { scope: value.scope as LimitScope, limit, perMs };
+  if (perMs === undefined) {
+    throw new EmulatorConfigError(`${where}.perMs is required: give either perMs or reset "utc-day"`);
+  }
+  return { limit, perMs };
+}
+
+function parseRule(value: unknown, where: string): LimitRule {
+  if (!isRecord(value)) throw new EmulatorConfigError(`${where} must be an object`);
+  checkKeys(value, RULE_FIELDS, where);
+  const rule: LimitRule = { ...parseKeying(value, where), ...parseShape(value, where) };
   const platform = optionalName(value.platform, `${where}.platform`);
   if (platform !== undefined) rule.platform = platform;
   const report = optionalName(value.report, `${where}.report`);

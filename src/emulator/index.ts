@@ -3,10 +3,19 @@ export { startEmulator } from './server.ts';
 export type { StartEmulatorOptions } from './server.ts';
 export { runMockApi, loadEmulatorConfig } from './cli.ts';
 export type { MockApiOptions } from './cli.ts';
-export { defaultEmulatorConfig, parseEmulatorConfig, EmulatorConfigError, styleOf } from './config.ts';
-export { scopeKey } from './limit-book.ts';
+export {
+  defaultEmulatorConfig,
+  parseEmulatorConfig,
+  EmulatorConfigError,
+  ruleName,
+  styleOf,
+} from './config.ts';
+export { queryKey, ruleKey, scopeKey } from './limit-book.ts';
 export { EMULATOR_STYLES, LIMIT_SCOPES } from './types.ts';
 export type {
+  CallScope,
+  ConcurrencyShape,
+  DailyShape,
   EmulatorConfig,
   EmulatorHandle,
   EmulatorStats,
@@ -15,5 +24,7 @@ export type {
   LimitRule,
   LimitScope,
   PlatformConfig,
+  RuleShape,
   RuleStats,
+  WindowShape,
 } from './types.ts';

@@ -203,14 +203,20 @@ class Emulator {
       return;
     }
     bump(this.byPath, path);
+    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     const verdict = this.book.arrive(
-      { platform, account, report, ip: req.socket.remoteAddress ?? '' },
+      { platform, account, report, ip: req.socket.remoteAddress ?? '', query },
       now,
       wallMs,
     );
+    // In flight for the concurrency rules until 'close': emitted once the whole answer has gone
+    // to the socket (a tick after the last write, before any further request is read, so a client
+    // that waits for its answer never overlaps itself), or when the connection closes first
+    // (hang, reset, a client that gives up). A large body still draining counts as in flight.
+    const { flight } = verdict;
+    res.once('close', () => this.book.depart(flight));
 
     const style = styleOf(this.cfg, platform);
-    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     let params: CallParams | undefined;
     let page = 1;
     let paramError: string | undefined;
@@ -227,11 +233,13 @@ class Emulator {
     let outcome: Outcome;
     if (verdict.quotaExceeded) {
       c.throttled++;
+      // A calendar-day rule's scope and code when one broke, else the account's daily quota's.
+      const day = verdict.broken.find((hit) => hit.rule.reset === 'utc-day')?.rule;
       outcome = throttleResponse(style, {
         kind: 'daily',
         retryAfterMs: verdict.quotaResetMs,
-        scope: 'account',
-        code: undefined,
+        scope: day?.scope ?? 'account',
+        code: day?.code,
       });
     } else if (verdict.broken.length > 0) {
       c.throttled++;
@@ -324,8 +332,8 @@ class Emulator {
         s === undefined
           ? undefined
           : {
-              limit: s.rule.limit,
-              remaining: Math.max(0, s.rule.limit - s.result.count),
+              limit: s.limit,
+              remaining: Math.max(0, s.limit - s.result.count),
               resetInMs: s.result.resetInMs,
             },
     };

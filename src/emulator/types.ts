@@ -17,14 +17,17 @@ export const EMULATOR_STYLES: readonly EmulatorStyle[] = [
 ];
 
 /**
- * Which arrivals share a window:
+ * Which arrivals a rule counts together (in one window, day count or in-flight count):
  * - `account`: one platform account across all its reports (`account:meta/act_1`)
  * - `account-report`: one report of one account (`account-report:meta/act_1/insights`)
  * - `platform`: the whole platform, i.e. the app/developer token (`platform:meta`)
  * - `platform-report`: one report across all accounts (`platform-report:meta/insights`)
  * - `ip`: the caller's address, per platform (`ip:meta/127.0.0.1`)
+ * - `query`: the value of the rule's query parameter, per platform (`query:appsflyer/app_id=id1`),
+ *   for limits a platform counts per something other than the account (AppsFlyer's per app, where
+ *   several accounts share one app); calls without the parameter do not count under the rule
  */
-export type LimitScope = 'account' | 'platform' | 'platform-report' | 'account-report' | 'ip';
+export type LimitScope = 'account' | 'platform' | 'platform-report' | 'account-report' | 'ip' | 'query';
 
 export const LIMIT_SCOPES: readonly LimitScope[] = [
   'account',
@@ -32,28 +35,72 @@ export const LIMIT_SCOPES: readonly LimitScope[] = [
   'platform-report',
   'account-report',
   'ip',
+  'query',
 ];
 
-/** At most `limit` arrivals in any window of `perMs` for each key of `scope`. */
-export interface LimitRule {
-  scope: LimitScope;
+/** The scopes whose key comes from the call's path or address alone. */
+export type CallScope = Exclude<LimitScope, 'query'>;
+
+/** Where a rule applies and what it says when broken; shared by every rule shape. */
+interface RuleCommon {
   /** Only for this platform; every platform (each with its own keys) when absent. */
   platform?: string;
   /** Only for this report (last path segment); every report when absent. */
   report?: string;
+  /**
+   * Error code of the throttle signal for styles that carry one: Meta (default 17 for account
+   * scopes, 4 for app-wide scopes, 80000 for calendar-day limits; e.g. 80000 for business-use-case
+   * limits, 613) and TikTok (default 40100).
+   */
+  code?: number;
+  /** Label in stats; defaults to `scope[:platform][/report][ param] <shape>` (see ruleName). */
+  name?: string;
+}
+
+/** What a rule's keys are: a `query` rule names its parameter, the others have none. */
+export type RuleKeying = { scope: CallScope; param?: never } | { scope: 'query'; param: string };
+
+/** At most `limit` arrivals in any window of `perMs` for each key (an exact sliding window). */
+export interface WindowShape {
   /** Integer ≥ 1. */
   limit: number;
   /** Window length in milliseconds (> 0). */
   perMs: number;
-  /**
-   * Error code of the throttle signal for styles that carry one: Meta (default 17 for account
-   * scopes, 4 for app-wide scopes; e.g. 80000 for business-use-case limits, 613) and TikTok
-   * (default 40100).
-   */
-  code?: number;
-  /** Label in stats; defaults to `scope[:platform][/report] limit/perMs`. */
-  name?: string;
+  reset?: never;
+  concurrent?: never;
 }
+
+/** At most `limit` arrivals per UTC calendar day (00:00 to 00:00 UTC) for each key. */
+export interface DailyShape {
+  /** Integer ≥ 1. */
+  limit: number;
+  reset: 'utc-day';
+  perMs?: never;
+  concurrent?: never;
+}
+
+/**
+ * At most `concurrent` calls of one key in flight at once. A call is in flight from its arrival
+ * until its whole answer has gone to the socket or its connection closes; every arrival counts,
+ * refused calls, hanging and reset faults included.
+ */
+export interface ConcurrencyShape {
+  /** Integer ≥ 1. */
+  concurrent: number;
+  limit?: never;
+  perMs?: never;
+  reset?: never;
+}
+
+/** What a rule allows each key. */
+export type RuleShape = WindowShape | DailyShape | ConcurrencyShape;
+
+/**
+ * One limit the emulator enforces, in one of three shapes: a sliding window (`limit` + `perMs`),
+ * a calendar day (`limit` + `reset: 'utc-day'`) or concurrency (`concurrent`), each keyed by
+ * `scope` (and `param` for the `query` scope).
+ */
+export type LimitRule = RuleCommon & RuleKeying & RuleShape;
 
 export interface PlatformConfig {
   style: EmulatorStyle;
@@ -89,10 +136,25 @@ export interface RuleStats {
   scope: LimitScope;
   platform: string | null;
   report: string | null;
-  limit: number;
-  perMs: number;
+  /** The query parameter of a `query` rule; null for the other scopes. */
+  param: string | null;
+  /** Calls per window or per day; null for concurrency rules. */
+  limit: number | null;
+  /** Window length; null for calendar-day and concurrency rules. */
+  perMs: number | null;
+  /** `utc-day` for calendar-day rules; null for the others. */
+  reset: 'utc-day' | null;
+  /** Calls in flight at once per key; null for window and calendar-day rules. */
+  concurrent: number | null;
+  /** Arrivals the rule judged (`query` rules: only those carrying the parameter). */
   calls: number;
   violations: number;
+  /**
+   * Concurrency rules: the most calls of one key in flight at once, refused ones included, so it
+   * equals `concurrent` when a client used the whole allowance and is above it only with
+   * violations. 0 for the other shapes.
+   */
+  maxInFlight: number;
 }
 
 export interface EmulatorStats {
@@ -104,7 +166,7 @@ export interface EmulatorStats {
   throttled: number;
   /** Arrivals that broke at least one limit or a daily quota: must stay 0 for Prism. */
   violations: number;
-  /** Arrivals over a daily quota (also counted in `violations`). */
+  /** Arrivals over a daily quota or a `reset: 'utc-day'` rule (also counted in `violations`). */
   quotaExceeded: number;
   /** Injected faults (fail, hang, reset, badjson, throttle). */
   faults: number;
@@ -137,9 +199,15 @@ export interface EmulatorHandle {
   url: string;
   port: number;
   stats(): EmulatorStats;
-  /** Zeroes counters, limit windows, daily quotas and fault counters. */
+  /**
+   * Zeroes counters, limit windows, daily quotas and fault counters. Calls still in flight stay
+   * in flight: they keep counting against concurrency rules until they end.
+   */
   reset(): void;
-  /** Replaces the config (validated; throws EmulatorConfigError). Limit windows restart. */
+  /**
+   * Replaces the config (validated; throws EmulatorConfigError). Limit windows restart; calls in
+   * flight count against the new concurrency rules.
+   */
   setConfig(config: EmulatorConfig): void;
   config(): EmulatorConfig;
   /** Stops listening and destroys every connection, including hanging calls. */
