@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultEmulatorConfig } from '../../src/emulator/config.ts';
 import { runMockApi } from '../../src/emulator/cli.ts';
 import { startEmulator } from '../../src/emulator/server.ts';
-import type { EmulatorConfig, EmulatorHandle, EmulatorStats } from '../../src/emulator/types.ts';
+import type { EmulatorConfig, EmulatorHandle, EmulatorStats, LimitRule } from '../../src/emulator/types.ts';
 
 const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
 let emu: EmulatorHandle;
@@ -276,6 +276,208 @@ describe('emulator server', () => {
       expect(answers.filter((a) => a.status === 200)).toHaveLength(10);
       expect(answers.filter((a) => a.status === 429)).toHaveLength(40);
       expect(emu.stats().violations).toBe(40);
+    });
+  });
+
+  describe('concurrency, query and calendar-day rules', () => {
+    function withLimits(limits: LimitRule[]): EmulatorConfig {
+      return { ...defaultEmulatorConfig(), limits };
+    }
+
+    async function untilInFlight(n: number): Promise<void> {
+      for (let i = 0; i < 200 && emu.stats().inFlight !== n; i++) await sleep(5);
+      expect(emu.stats().inFlight).toBe(n);
+    }
+
+    it('concurrent 2: of three overlapping slow calls exactly one is refused, with 3 in flight at once', async () => {
+      emu.setConfig(withLimits([{ scope: 'account', platform: 'kakao', concurrent: 2 }]));
+      const answers = await Promise.all([0, 1, 2].map(() => call('/kakao/1/report?latency=300')));
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 429]);
+      const refused = answers.find((a) => a.status === 429)!;
+      expect(json(refused)).toEqual({ code: -10, msg: 'API limit exceeded' });
+      expect(refused.headers['retry-after']).toBe('1');
+      let stats = await remoteStats();
+      expect(stats).toMatchObject({ calls: 3, ok: 2, throttled: 1, violations: 1, quotaExceeded: 0 });
+      expect(stats.byRule).toEqual([
+        {
+          name: 'account:kakao concurrent 2',
+          scope: 'account',
+          platform: 'kakao',
+          report: null,
+          param: null,
+          limit: null,
+          perMs: null,
+          reset: null,
+          concurrent: 2,
+          calls: 3,
+          violations: 1,
+          maxInFlight: 3,
+        },
+      ]);
+      expect(stats.byKey['account:kakao/1']).toMatchObject({ calls: 3, violations: 1 });
+
+      // All three have ended, so two more may overlap again.
+      const again = await Promise.all([0, 1].map(() => call('/kakao/1/report?latency=100')));
+      expect(again.map((a) => a.status)).toEqual([200, 200]);
+      stats = await remoteStats();
+      expect(stats.byRule[0]).toMatchObject({ calls: 5, violations: 1, maxInFlight: 3 });
+      emu.reset();
+      expect(emu.stats().byRule[0]).toMatchObject({ calls: 0, violations: 0, maxInFlight: 0 });
+    });
+
+    it('a client that keeps exactly N calls in flight breaks nothing, and maxInFlight shows N', async () => {
+      emu.setConfig(
+        withLimits([
+          { scope: 'account', platform: 'kakao', concurrent: 2 },
+          { scope: 'account', platform: 'naver', concurrent: 1 },
+        ]),
+      );
+      const worker = async (calls: number, url: string): Promise<number[]> => {
+        const statuses: number[] = [];
+        for (let i = 0; i < calls; i++) statuses.push((await call(url)).status);
+        return statuses;
+      };
+      const [a, b, c] = await Promise.all([
+        worker(6, '/kakao/1/report?latency=30'),
+        worker(6, '/kakao/1/report?latency=30'),
+        // Back to back without delay: the next call arrives right after the answer is read, so a
+        // call must count as ended once its answer is written, not at the socket's later 'close'.
+        worker(40, '/naver/1/report'),
+      ]);
+      expect([...a!, ...b!, ...c!].every((status) => status === 200)).toBe(true);
+      const stats = await remoteStats();
+      expect(stats.violations).toBe(0);
+      expect(stats.byRule.map((r) => [r.name, r.calls, r.violations, r.maxInFlight])).toEqual([
+        ['account:kakao concurrent 2', 12, 0, 2],
+        ['account:naver concurrent 1', 40, 0, 1],
+      ]);
+    });
+
+    it('a hanging call is in flight until its connection closes; a reset one ends at once', async () => {
+      emu.setConfig(withLimits([{ scope: 'account', platform: 'adjust', concurrent: 1 }]));
+      const hung = call('/adjust/a/r?hang=1', { timeoutMs: 400 }).catch((e: unknown) => e);
+      await untilInFlight(1);
+      expect((await call('/adjust/a/r')).status).toBe(429);
+      expect(await hung).toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+      await untilInFlight(0);
+      expect((await call('/adjust/a/r')).status).toBe(200);
+      await expect(call('/adjust/a/r?reset=1')).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+      expect((await call('/adjust/a/r')).status).toBe(200);
+      const stats = await remoteStats();
+      expect(stats).toMatchObject({ violations: 1, faults: 2 });
+      expect(stats.byRule[0]).toMatchObject({ calls: 5, violations: 1, maxInFlight: 2 });
+    });
+
+    it('calls in flight across setConfig() and reset() count on, and end without going negative', async () => {
+      const slow = call('/kakao/1/report?latency=800');
+      await untilInFlight(1);
+      // The slow call arrived with no rules; it is in flight all the same.
+      emu.setConfig(withLimits([{ scope: 'account', platform: 'kakao', concurrent: 1 }]));
+      expect(emu.stats().byRule[0]).toMatchObject({ calls: 0, maxInFlight: 1 });
+      expect((await call('/kakao/1/report')).status).toBe(429);
+      emu.reset();
+      expect(emu.stats().byRule[0]).toMatchObject({ calls: 0, violations: 0, maxInFlight: 1 });
+      expect((await call('/kakao/1/report')).status).toBe(429);
+      expect((await slow).status).toBe(200);
+      await untilInFlight(0);
+      // Exactly one place again: had the slow call's end been lost or counted twice, both or
+      // neither of these would pass.
+      const pair = await Promise.all([0, 1].map(() => call('/kakao/1/report?latency=200')));
+      expect(pair.map((a) => a.status).sort()).toEqual([200, 429]);
+      const stats = await remoteStats();
+      expect(stats.violations).toBe(2);
+      expect(stats.byRule[0]).toMatchObject({ calls: 3, violations: 2, maxInFlight: 2 });
+    });
+
+    it('query scope: one window per app id across accounts; calls without it are not counted', async () => {
+      emu.setConfig(
+        withLimits([{ scope: 'query', platform: 'appsflyer', param: 'app_id', limit: 2, perMs: 60_000 }]),
+      );
+      const first = await call('/appsflyer/acc1/report?app_id=com.x');
+      expect(first.status).toBe(200);
+      expect([first.headers['ratelimit-limit'], first.headers['ratelimit-remaining']]).toEqual(['2', '1']);
+      expect((await call('/appsflyer/acc2/report?app_id=com.x')).status).toBe(200);
+      const third = await call('/appsflyer/acc3/report?app_id=com.x');
+      expect(third.status).toBe(429);
+      expect(third.headers['retry-after']).toBe('60');
+      expect((await call('/appsflyer/acc3/report?app_id=com.y')).status).toBe(200);
+      expect((await call('/appsflyer/acc3/report')).status).toBe(200);
+      expect((await call('/appsflyer/acc3/report')).status).toBe(200);
+      expect((await call('/adjust/acc1/report?app_id=com.x')).status).toBe(200);
+      const stats = await remoteStats();
+      expect(stats.violations).toBe(1);
+      expect(stats.byRule[0]).toMatchObject({
+        name: 'query:appsflyer app_id 2/60000ms',
+        scope: 'query',
+        param: 'app_id',
+        calls: 4,
+        violations: 1,
+      });
+      expect(stats.byKey['query:appsflyer/app_id=com.x']).toMatchObject({ calls: 3, violations: 1 });
+      expect(stats.byKey['query:appsflyer/app_id=com.y']).toMatchObject({ calls: 1, violations: 0 });
+      expect(Object.keys(stats.byKey).filter((k) => k.startsWith('query:'))).toHaveLength(2);
+      // The violation belongs to the app's key: no rule counts per account here.
+      expect(stats.byKey['account:appsflyer/acc3']).toMatchObject({ calls: 4, violations: 0 });
+    });
+
+    it('calendar-day rules: the daily-quota answer, retry at the next 00:00 UTC', async () => {
+      emu.setConfig(
+        withLimits([
+          { scope: 'account', platform: 'google', limit: 2, reset: 'utc-day' },
+          { scope: 'platform', platform: 'meta', limit: 1, reset: 'utc-day' },
+          { scope: 'query', platform: 'appsflyer', param: 'app_id', limit: 1, reset: 'utc-day' },
+        ]),
+      );
+      const secondsToMidnight = (): number => Math.ceil((86_400_000 - (Date.now() % 86_400_000)) / 1000);
+      expect((await call('/google/123/search')).status).toBe(200);
+      expect((await call('/google/123/search')).status).toBe(200);
+      expect((await call('/google/456/search')).status).toBe(200);
+      const google = await call('/google/123/search');
+      expect(google.status).toBe(429);
+      const failure = json<{
+        error: {
+          details: Array<{ errors: Array<{ details: { quotaErrorDetails: Record<string, string> } }> }>;
+        };
+      }>(google).error.details[0]!.errors[0]!.details.quotaErrorDetails;
+      expect(failure).toMatchObject({ rateScope: 'ACCOUNT', rateName: 'Number of operations per day' });
+      expect(Math.abs(Number.parseInt(failure.retryDelay!, 10) - secondsToMidnight())).toBeLessThanOrEqual(2);
+
+      expect((await call('/meta/act_1/insights')).status).toBe(200);
+      const meta = await call('/meta/act_2/insights');
+      expect(meta.status).toBe(400);
+      expect(json(meta).error).toMatchObject({ code: 80000, type: 'OAuthException' });
+
+      expect((await call('/appsflyer/a/report?app_id=com.x')).status).toBe(200);
+      const appsflyer = await call('/appsflyer/b/report?app_id=com.x');
+      expect(appsflyer.status).toBe(429);
+      expect(json(appsflyer)).toEqual({ error: 'too_many_requests', message: 'Daily quota exceeded' });
+      expect(Math.abs(Number(appsflyer.headers['retry-after']) - secondsToMidnight())).toBeLessThanOrEqual(2);
+
+      const stats = await remoteStats();
+      expect(stats).toMatchObject({ violations: 3, quotaExceeded: 3, throttled: 3, ok: 5 });
+      expect(stats.byRule.map((r) => [r.name, r.reset, r.calls, r.violations])).toEqual([
+        ['account:google 2/utc-day', 'utc-day', 4, 1],
+        ['platform:meta 1/utc-day', 'utc-day', 2, 1],
+        ['query:appsflyer app_id 1/utc-day', 'utc-day', 2, 1],
+      ]);
+      expect(stats.byKey['account:google/123']).toMatchObject({ calls: 3, violations: 1 });
+      expect(stats.byKey['account:google/456']).toMatchObject({ calls: 1, violations: 0 });
+    });
+
+    it('PUT config takes the new shapes and refuses bad ones with the field named', async () => {
+      const limits = [
+        { scope: 'query', param: 'app_id', concurrent: 3 },
+        { scope: 'account', limit: 5, reset: 'utc-day' },
+      ];
+      const put = await putConfig({ limits });
+      expect(put.status).toBe(200);
+      expect(json<EmulatorConfig>(await call('/__emulator/config')).limits).toEqual(limits);
+      const bad = await putConfig({ limits: [{ scope: 'account', concurrent: 2, perMs: 1000 }] });
+      expect(bad.status).toBe(400);
+      expect(json(bad).message).toBe(
+        'config.limits[0].perMs does not go with concurrent (a concurrency rule)',
+      );
+      expect(json<EmulatorConfig>(await call('/__emulator/config')).limits).toEqual(limits);
     });
   });
 
