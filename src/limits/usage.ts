@@ -19,7 +19,8 @@ interface MetaUsage {
  * wall. Meta's quotas change with the account's active ads and are visible only in
  * `X-Business-Use-Case-Usage` / `X-Ad-Account-Usage` (the account) and `X-App-Usage` (the app):
  * percentages used, minutes until access returns, seconds until the window resets. Every source
- * also honours `RateLimit-Remaining: 0` / `X-RateLimit-Remaining: 0` until `…-Reset`.
+ * also honours the RateLimit headers (see rateLimitHeaders): a key pauses until the reset when
+ * nothing remains, and slows down to spread the last quarter of its quota to the reset.
  */
 export function usageAdvice(
   headers: Record<string, string>,
@@ -27,22 +28,20 @@ export function usageAdvice(
   now: number,
 ): UsageAdvice[] {
   const advice: UsageAdvice[] = [];
-  const remaining = headers['ratelimit-remaining'] ?? headers['x-ratelimit-remaining'];
-  const reset = headers['ratelimit-reset'] ?? headers['x-ratelimit-reset'];
-  if (
-    remaining !== undefined &&
-    Number(remaining) <= 0 &&
-    reset !== undefined &&
-    /^\d+(\.\d+)?$/.test(reset.trim())
-  ) {
-    const n = Number(reset);
-    const until = n > 1_000_000_000 ? n * 1000 : now + n * 1000;
-    if (until > now)
+  const quota = rateLimitHeaders(headers, now);
+  if (quota !== undefined && quota.resetAt > now) {
+    const scope = '{source}/{api}/{account}';
+    if (quota.remaining <= 0)
+      advice.push({ action: 'pause', scope, until: quota.resetAt, reason: 'RateLimit-Remaining is 0' });
+    else if (quota.limit !== undefined && quota.remaining <= quota.limit * NEARLY_SPENT)
+      // Nearly spent: spread what is left over the time to the reset instead of spending it at
+      // once and then waiting (several nodes calling at once would overshoot the last few).
       advice.push({
-        action: 'pause',
-        scope: '{source}/{api}/{account}',
-        until,
-        reason: 'RateLimit-Remaining is 0',
+        action: 'slow',
+        scope,
+        until: quota.resetAt,
+        intervalMs: Math.ceil((quota.resetAt - now) / quota.remaining),
+        reason: `RateLimit-Remaining ${quota.remaining} of ${quota.limit}`,
       });
   }
   if (usage?.kind !== 'meta') return advice;
@@ -103,6 +102,61 @@ export function usageAdvice(
     }
   }
   return advice;
+}
+
+/** From this share of a window's quota left, the calls that remain are spread to its reset. */
+const NEARLY_SPENT = 0.25;
+
+/** What a platform's rate-limit headers say is left of its window, and when the window resets. */
+export interface QuotaLeft {
+  remaining: number;
+  limit: number | undefined;
+  resetAt: number;
+}
+
+/**
+ * Reads the IETF RateLimit headers in their three forms — separate `RateLimit-Limit` /
+ * `-Remaining` / `-Reset` (draft 03–06), one `RateLimit: limit=10, remaining=5, reset=4`
+ * (draft 07), and `RateLimit: "default";r=5;t=4` with `RateLimit-Policy: "default";q=10;w=1`
+ * (draft 08 on) — and the common `X-RateLimit-*`. Reset is seconds to wait, or an epoch time in
+ * seconds as some APIs send it. Undefined when remaining or reset is missing or malformed.
+ */
+export function rateLimitHeaders(headers: Record<string, string>, now: number): QuotaLeft | undefined {
+  let remaining = numberOf(headers['ratelimit-remaining'] ?? headers['x-ratelimit-remaining']);
+  let reset = numberOf(headers['ratelimit-reset'] ?? headers['x-ratelimit-reset']);
+  let limit = numberOf(headers['ratelimit-limit'] ?? headers['x-ratelimit-limit']);
+  const combined = headers['ratelimit'];
+  if (combined !== undefined) {
+    const fields = parameters(combined);
+    remaining ??= numberOf(fields.get('remaining') ?? fields.get('r'));
+    reset ??= numberOf(fields.get('reset') ?? fields.get('t'));
+    limit ??= numberOf(fields.get('limit'));
+  }
+  const policy = headers['ratelimit-policy'];
+  if (limit === undefined && policy !== undefined)
+    limit = numberOf(parameters(policy).get('q') ?? policy.split(/[;,]/)[0]);
+  if (remaining === undefined || reset === undefined) return undefined;
+  const resetAt = reset > 1_000_000_000 ? reset * 1000 : now + reset * 1000;
+  return { remaining, limit, resetAt };
+}
+
+/** `a=1, b=2` and `"name";r=1;t=2` alike: every `key=value` of a header, first one wins. */
+function parameters(header: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const part of header.split(/[;,]/)) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const key = part.slice(0, eq).trim().toLowerCase();
+    if (!fields.has(key)) fields.set(key, part.slice(eq + 1).trim());
+  }
+  return fields;
+}
+
+/** A non-negative number written as digits (with an optional fraction), else undefined. */
+function numberOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const trimmed = text.trim();
+  return /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : undefined;
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { productionConfig } from '../../src/config/platforms.ts';
 import { classifyResponse } from '../../src/limits/signals.ts';
-import { usageAdvice } from '../../src/limits/usage.ts';
+import { rateLimitHeaders, usageAdvice } from '../../src/limits/usage.ts';
 
 const config = parseConfig(productionConfig());
 const meta = config.sources.meta!.usage;
@@ -47,6 +47,58 @@ describe('usage headers', () => {
       expect.objectContaining({ action: 'pause', scope: '{source}/{account}', until: now + 180_000 }),
       expect.objectContaining({ action: 'pause', scope: '{source}' }),
     ]);
+  });
+
+  it('reads the RateLimit headers of every draft, and X-RateLimit-*', () => {
+    const left = (headers: Record<string, string>) => rateLimitHeaders(headers, now);
+    expect(left({ 'ratelimit-limit': '10', 'ratelimit-remaining': '4', 'ratelimit-reset': '6' })).toEqual({
+      limit: 10,
+      remaining: 4,
+      resetAt: now + 6_000,
+    });
+    expect(left({ ratelimit: 'limit=10, remaining=4, reset=6' })).toEqual({
+      limit: 10,
+      remaining: 4,
+      resetAt: now + 6_000,
+    });
+    expect(left({ ratelimit: '"default";r=4;t=6', 'ratelimit-policy': '"default";q=10;w=60' })).toEqual({
+      limit: 10,
+      remaining: 4,
+      resetAt: now + 6_000,
+    });
+    expect(left({ 'ratelimit-policy': '10;w=60', ratelimit: 'limit=10, remaining=4, reset=6' })?.limit).toBe(
+      10,
+    );
+    // An epoch time in seconds, as GitHub-style X-RateLimit-Reset sends it.
+    expect(left({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '2000000000' })).toEqual({
+      limit: undefined,
+      remaining: 0,
+      resetAt: 2_000_000_000_000,
+    });
+    expect(left({ 'ratelimit-remaining': 'lots', 'ratelimit-reset': '6' })).toBeUndefined();
+    expect(left({ 'ratelimit-remaining': '3' })).toBeUndefined();
+  });
+
+  it('spreads the last quarter of a quota to its reset, and pauses when none is left', () => {
+    const advice = (remaining: number) =>
+      usageAdvice(
+        { 'ratelimit-limit': '20', 'ratelimit-remaining': String(remaining), 'ratelimit-reset': '10' },
+        undefined,
+        now,
+      );
+    expect(advice(6)).toEqual([]);
+    expect(advice(5)).toEqual([
+      expect.objectContaining({
+        action: 'slow',
+        scope: '{source}/{api}/{account}',
+        until: now + 10_000,
+        intervalMs: 2_000,
+      }),
+    ]);
+    expect(advice(1)).toEqual([expect.objectContaining({ action: 'slow', intervalMs: 10_000 })]);
+    expect(advice(0)).toEqual([expect.objectContaining({ action: 'pause', until: now + 10_000 })]);
+    // Without the limit, how much is left is not known as a share: only 0 acts.
+    expect(usageAdvice({ 'ratelimit-remaining': '1', 'ratelimit-reset': '10' }, undefined, now)).toEqual([]);
   });
 
   it('honours RateLimit-Remaining: 0 on any source, and ignores malformed headers', () => {
