@@ -4,7 +4,7 @@ export type Fault =
   | { kind: 'hang' }
   | { kind: 'reset' }
   | { kind: 'fail'; status: number }
-  | { kind: 'throttle'; retryAfterMs: number }
+  | { kind: 'throttle'; retryAfterMs: number; code: number | undefined }
   | { kind: 'badjson' };
 
 /** Beyond this many distinct fault keys the counters start over (a guard, not a feature). */
@@ -43,7 +43,8 @@ function pick(params: CallParams): Fault | undefined {
   if (params.hang) return { kind: 'hang' };
   if (params.reset) return { kind: 'reset' };
   if (params.fail !== undefined) return { kind: 'fail', status: params.fail };
-  if (params.throttle) return { kind: 'throttle', retryAfterMs: params.retryAfterMs };
+  if (params.throttle)
+    return { kind: 'throttle', retryAfterMs: params.retryAfterMs, code: params.throttleCode };
   if (params.badjson) return { kind: 'badjson' };
   return undefined;
 }

@@ -32,6 +32,11 @@ export interface CallParams {
   throttle: boolean;
   /** Retry delay announced by `throttle=1` (`retryAfter` in ms, default 1000). */
   retryAfterMs: number;
+  /**
+   * The code `throttle=1` answers with, for styles that carry one (`throttleCode`): Meta's 4 (the
+   * app's limit) instead of 17, TikTok's own codes; the style's default when absent.
+   */
+  throttleCode: number | undefined;
   /** Groups calls for `failTimes` (`faultKey`); the full URL when absent. */
   faultKey: string | undefined;
 }
@@ -51,6 +56,14 @@ function int(query: URLSearchParams, name: string, fallback: number, min: number
   const value = Number(raw);
   if (value < min || value > max) throw new CallParamError(`${name} must be between ${min} and ${max}`);
   return value;
+}
+
+/** An optional integer that may be negative (Kakao's -10). */
+function signedInt(query: URLSearchParams, name: string): number | undefined {
+  const raw = query.get(name);
+  if (raw === null) return undefined;
+  if (!/^-?\d{1,9}$/.test(raw)) throw new CallParamError(`${name} must be an integer`);
+  return Number(raw);
 }
 
 function flag(query: URLSearchParams, name: string): boolean {
@@ -78,6 +91,7 @@ export function parseCallParams(query: URLSearchParams): CallParams {
     badjson: flag(query, 'badjson'),
     throttle: flag(query, 'throttle'),
     retryAfterMs: int(query, 'retryAfter', 1000, 0, 86_400_000),
+    throttleCode: signedInt(query, 'throttleCode'),
     faultKey: query.get('faultKey') ?? undefined,
   };
 }

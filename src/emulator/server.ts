@@ -299,7 +299,7 @@ class Emulator {
             kind: 'rate',
             retryAfterMs: fault.retryAfterMs,
             scope: 'account',
-            code: undefined,
+            code: fault.code,
           });
       }
     }

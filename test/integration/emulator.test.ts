@@ -529,6 +529,19 @@ describe('emulator server', () => {
       expect(emu.stats()).toMatchObject({ throttled: 1, violations: 0, faults: 1 });
     });
 
+    it('throttleCode picks the code of the signal: Meta 4 is the app limit, not the account one', async () => {
+      const app = await call('/meta/act_1/insights?throttle=1&throttleCode=4');
+      expect(app.status).toBe(400);
+      expect(JSON.parse(app.text)).toMatchObject({ error: { code: 4 } });
+      const account = await call('/meta/act_1/insights?throttle=1');
+      expect(JSON.parse(account.text)).toMatchObject({ error: { code: 17 } });
+      expect(JSON.parse((await call('/tiktok/adv/report?throttle=1&throttleCode=40133')).text)).toMatchObject(
+        {
+          code: 40133,
+        },
+      );
+    });
+
     it('answers after latency=MS without blocking other calls', async () => {
       const started = performance.now();
       const [slow, fast] = await Promise.all([call('/adjust/a/r?latency=300'), call('/adjust/b/r')]);

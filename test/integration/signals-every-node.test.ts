@@ -169,6 +169,26 @@ describe('throttle signals on every node of three', () => {
     expect(h.emulator.stats()).toMatchObject({ throttled: 1, calls: 6 });
   }, 20_000);
 
+  it("Meta 400 + code 4 (the app's limit) pauses every account of the source on every node", async () => {
+    const signalled = scenario();
+    const refused = await job('meta', 'insights', 'act_c', {
+      throttle: '1',
+      failTimes: '1',
+      throttleCode: '4',
+    });
+    const signalledAt = await signalled();
+    await onEveryNode((ledger, now) => ledger.pausedUntil('meta', now));
+    const otherAccounts = [await job('meta', 'insights', 'act_d'), await job('meta', 'campaigns', 'act_e')];
+    const otherSource = await job('tiktok', 'report', 'adv_z');
+    await h.waitFor([otherSource], 10_000);
+    expect(finishedAfter(otherSource, signalledAt)).toBeLessThan(1_000);
+    await h.waitFor([refused, ...otherAccounts], 10_000);
+    for (const id of [refused, ...otherAccounts]) {
+      expect(h.results.get(id)).toMatchObject({ status: 'ok', attempts: 1 });
+      expect(finishedAfter(id, signalledAt)).toBeGreaterThanOrEqual(1_950);
+    }
+  }, 20_000);
+
   it('TikTok 200 + code 40100 pauses the advertiser on every node for 1 s, then resumes', async () => {
     const signalled = scenario();
     const refused = await job('tiktok', 'report', 'adv_a', { throttle: '1', failTimes: '1' });

@@ -27,6 +27,7 @@ describe('call parameters', () => {
       badjson: false,
       throttle: false,
       retryAfterMs: 1000,
+      throttleCode: undefined,
       faultKey: undefined,
     });
   });
@@ -37,6 +38,8 @@ describe('call parameters', () => {
     );
     expect(p).toMatchObject({ pages: 3, rows: 2, size: 5000, latencyMs: 200, jitterMs: 5, fail: 503 });
     expect(p).toMatchObject({ failTimes: 2, failPage: 2, hang: false, reset: false });
+    expect(parseCallParams(q('throttle=1&throttleCode=4')).throttleCode).toBe(4);
+    expect(parseCallParams(q('throttle=1&throttleCode=-10')).throttleCode).toBe(-10);
     expect(parseCallParams(q('hang=1&badjson=true&throttle&faultKey=k&retryAfter=2500'))).toMatchObject({
       hang: true,
       badjson: true,
@@ -46,12 +49,20 @@ describe('call parameters', () => {
     });
   });
 
-  it.each(['pages=0', 'pages=x', 'rows=-1', 'fail=200', 'fail=600', 'latency=1.5', 'hang=yes', 'failPage=0'])(
-    'rejects %s',
-    (query) => {
-      expect(() => parseCallParams(q(query))).toThrow(CallParamError);
-    },
-  );
+  it.each([
+    'pages=0',
+    'pages=x',
+    'rows=-1',
+    'fail=200',
+    'fail=600',
+    'latency=1.5',
+    'hang=yes',
+    'failPage=0',
+    'throttleCode=4x',
+    'throttleCode=',
+  ])('rejects %s', (query) => {
+    expect(() => parseCallParams(q(query))).toThrow(CallParamError);
+  });
 
   it('maps styles to their way of paging', () => {
     expect(pageStyleOf('meta')).toBe('meta');
@@ -119,6 +130,7 @@ describe('FaultBook', () => {
     expect(book.next(parseCallParams(q('badjson=1&throttle=1')), '/a', 1)).toEqual({
       kind: 'throttle',
       retryAfterMs: 1000,
+      code: undefined,
     });
     expect(book.next(parseCallParams(q('badjson=1')), '/a', 1)).toEqual({ kind: 'badjson' });
     const once = parseCallParams(q('fail=500&failTimes=1'));
