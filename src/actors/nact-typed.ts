@@ -6,25 +6,33 @@ import { createRequire } from 'node:module';
 import nact from 'nact';
 
 /**
- * Two changes to how nact 7.6.2 runs a mailbox (it is unmaintained; the patched methods are
- * `Actor.prototype.handleMessage` and `processNext` in nact/lib/actor.js):
+ * How actors run here differs from nact 7.6.2 (unmaintained) in what it costs, not in what it
+ * guarantees. The patched methods are `dispatch`, `handleMessage` and `processNext` of
+ * `Actor.prototype` (nact/lib/actor.js); each actor still handles one message at a time, in
+ * order, awaits a handler's promise before the next message, sends a crash to its supervision
+ * with the message that caused it, and handles nothing once stopped.
  *
- * 1. nact handles each message in its own `setImmediate`, and an Immediate queued while
- *    Immediates run waits for the next turn of the event loop: so an actor handled at most ONE
- *    message per turn. The collector pool and the router are single actors that every call and
- *    every job pass through, so a node topped out at about 46,000 calls a second with its loop
- *    turning empty 18% of the time (bench/throttle at 100,000 keys). Here an actor handles its
- *    queued messages for up to `MAILBOX_SLICE_MS` per Immediate (a count limit of 64 or 1,024
- *    left the pool behind: calls waited for it longer than half the margin and had to take
- *    their slots again), one after the other, still one at a time: a
- *    handler that returns a promise is awaited before the next message, a crash goes to the
- *    actor's supervision with the message that caused it, and a stopped actor handles no more.
- * 2. nact kept the Immediate of an actor's last message in `actor.immediate` for good, and Node
- *    leaves a spent Immediate linked to the others of its batch: so every idle actor kept a
- *    chain of spent Immediates alive until they were promoted to the old generation
- *    (bench/throttle at 10,000 keys: p99 dispatch lateness ~22 ms with them, ~11 ms without).
- *    It is forgotten once the mailbox is empty: nact reads it only in `stop()`, to cancel a
- *    pending one, and an idle actor has none pending.
+ * 1. Mailboxes drain in slices. nact handles each message in its own `setImmediate`, and an
+ *    Immediate queued while Immediates run waits for the next turn of the event loop: so an
+ *    actor handled at most ONE message per turn. The collector pool and the router are single
+ *    actors that every call and every job pass through, so a node topped out at about 46,000
+ *    calls a second with its loop turning empty 18% of the time (bench/throttle at 100,000
+ *    keys). Here an actor handles its queued messages for up to `MAILBOX_SLICE_MS` per turn (a
+ *    count limit of 64 or 1,024 left the pool behind: calls waited for it longer than half the
+ *    margin and had to take their slots again).
+ * 2. One `setImmediate` per turn for all actors, not one per actor with mail. An actor that gets
+ *    mail while idle joins a run queue, and one Immediate runs the actors queued before it
+ *    started, in order (those that get mail meanwhile wait for the next turn, as a new Immediate
+ *    would). At 100,000 keys a throttle actor wakes up about twice per call: nact allocated an
+ *    Immediate, a closure and a promise each time (~0.25 KB), a quarter of all allocation.
+ * 3. A mailbox holds the messages themselves. nact queued `{ message, sender }` per message;
+ *    our handlers never read a sender (every `tell` sends as nobody).
+ * 4. A handler's context is its actor's reference, which answers `self` and `name`: nact built a
+ *    context object per message (and copied the actor's children map into it).
+ * 5. nact kept the Immediate of an actor's last message in `actor.immediate` for good, and Node
+ *    leaves a spent Immediate linked to the others of its batch, so every idle actor kept a
+ *    chain of them alive until they were promoted (bench/throttle at 10,000 keys: p99 dispatch
+ *    lateness ~22 ms with them, ~11 ms without). With one Immediate for all, actors keep none.
  */
 export const MAILBOX_SLICE_MS = 2;
 
@@ -35,10 +43,12 @@ interface NactActor {
   stopped: boolean;
   immediate: unknown;
   state: unknown;
-  mailbox: { shift(): { message: unknown; sender: unknown } | undefined };
+  mailbox: { push(message: unknown): void; shift(): unknown; readonly length: number };
   f: (this: unknown, state: unknown, message: unknown, ctx: unknown) => unknown;
   afterMessage(): void;
   handleFault(message: unknown, sender: unknown, error: unknown): void;
+  assertNotStopped(): boolean;
+  clearTimeout(): void;
   setTimeout(): void;
   handleMessage(message: unknown, sender: unknown): void;
   processNext(): void;
@@ -46,15 +56,24 @@ interface NactActor {
   children: ReadonlyMap<string, unknown>;
   childReferences: ReadonlyMap<string, unknown>;
 }
-const { Actor } = createRequire(import.meta.url)('nact/lib/actor.js') as {
-  Actor: { prototype: NactActor };
+const require = createRequire(import.meta.url);
+const { Actor } = require('nact/lib/actor.js') as { Actor: { prototype: NactActor } };
+const { Nobody, ActorReference } = require('nact/lib/references.js') as {
+  Nobody: new () => object;
+  ActorReference: { prototype: object };
 };
 /** nact allocates a `Nobody` sender (three objects) per message unless given one; ours read no sender. */
-const { Nobody } = createRequire(import.meta.url)('nact/lib/references.js') as { Nobody: new () => object };
 const NOBODY = new Nobody();
-const systemMap = createRequire(import.meta.url)('nact/lib/system-map.js') as {
+const systemMap = require('nact/lib/system-map.js') as {
   find(systemName: string | undefined, ref: object): NactActor | undefined;
 };
+
+// A reference is its own handler context (change 4): `ctx.self` is the reference, `ctx.name` its name.
+Object.defineProperty(ActorReference.prototype, 'self', {
+  get(this: object) {
+    return this;
+  },
+});
 
 /**
  * Each ref spawned here points at its actor, so `tell` skips nact's lookup (a walk down the
@@ -67,47 +86,124 @@ interface LinkedRef {
   system: { name: string | undefined };
 }
 
-const processNext = Actor.prototype.processNext;
-Actor.prototype.processNext = function (this: NactActor) {
-  processNext.call(this);
-  if (!this.busy) this.immediate = undefined;
+Actor.prototype.dispatch = function (this: NactActor, message: unknown) {
+  this.assertNotStopped();
+  this.clearTimeout();
+  if (this.busy) this.mailbox.push(message);
+  else this.handleMessage(message, NOBODY);
 };
-Actor.prototype.handleMessage = function (this: NactActor, message: unknown, sender: unknown) {
+Actor.prototype.handleMessage = function (this: NactActor, message: unknown) {
   this.busy = true;
-  this.immediate = setImmediate(() => void runMailbox(this, message, sender));
+  runLater(this, message);
+};
+Actor.prototype.processNext = function (this: NactActor) {
+  if (this.stopped) return;
+  if (this.mailbox.length > 0) runLater(this, this.mailbox.shift());
+  else becomeIdle(this);
 };
 
-async function runMailbox(actor: NactActor, message: unknown, sender: unknown): Promise<void> {
-  const sliceEnd = performance.now() + MAILBOX_SLICE_MS;
+/** The run queue (change 2): actors with mail, and the first message each is to handle. */
+let queuedActors: NactActor[] = [];
+let queuedMessages: unknown[] = [];
+let spareActors: NactActor[] = [];
+let spareMessages: unknown[] = [];
+let runScheduled = false;
+
+function runLater(actor: NactActor, message: unknown): void {
+  queuedActors.push(actor);
+  queuedMessages.push(message);
+  if (!runScheduled) {
+    runScheduled = true;
+    setImmediate(runQueued);
+  }
+}
+
+function runQueued(): void {
+  runScheduled = false;
+  const actors = queuedActors;
+  const messages = queuedMessages;
+  // Mail that arrives from here on waits for the next turn.
+  queuedActors = spareActors;
+  queuedMessages = spareMessages;
+  let i = 0;
+  try {
+    for (; i < actors.length; i++) {
+      const actor = actors[i] as NactActor;
+      // A stopped actor's turn is dropped, as nact's stop() cleared its Immediate.
+      if (!actor.stopped) runMailbox(actor, messages[i], performance.now() + MAILBOX_SLICE_MS);
+    }
+  } finally {
+    // Only if runMailbox threw (a bug): the actors after it still get their turn.
+    for (i++; i < actors.length; i++) runLater(actors[i] as NactActor, messages[i]);
+    actors.length = 0;
+    messages.length = 0;
+    spareActors = actors;
+    spareMessages = messages;
+  }
+}
+
+function becomeIdle(actor: NactActor): void {
+  // What nact's processNext does with an empty mailbox.
+  actor.busy = false;
+  actor.immediate = undefined;
+  actor.setTimeout();
+}
+
+/** Handles `message`, then the actor's queued messages until `sliceEnd` (change 1). */
+function runMailbox(actor: NactActor, message: unknown, sliceEnd: number): void {
   for (;;) {
+    let next: unknown;
     try {
-      // Every actor here is spawned by this module and its handler reads only `self` and `name`:
-      // nact's own context also copies the actor's children map, for every message.
-      const ctx: ActorContext<unknown> = { self: actor.reference as ActorRef<unknown>, name: actor.name };
-      const next = actor.f.call(ctx, actor.state, message, ctx);
-      actor.state = isThenable(next) ? await next : next;
-      actor.afterMessage();
+      // Every actor here is spawned by this module; its handler reads only `self` and `name`.
+      next = actor.f.call(actor.reference, actor.state, message, actor.reference);
     } catch (error) {
-      actor.handleFault(message, sender, error);
+      actor.handleFault(message, NOBODY, error);
       return;
     }
-    if (actor.stopped) return;
-    const queued = actor.mailbox.shift();
-    if (queued === undefined) {
-      // What nact's processNext does with an empty mailbox (and what patch 2 adds).
-      actor.busy = false;
-      actor.immediate = undefined;
-      actor.setTimeout();
+    if (isThenable(next)) {
+      const handled = message;
+      next.then(
+        (state) => {
+          if (afterMessage(actor, state)) continueMailbox(actor, sliceEnd);
+        },
+        (error: unknown) => actor.handleFault(handled, NOBODY, error),
+      );
       return;
     }
+    if (!afterMessage(actor, next)) return;
+    if (actor.mailbox.length === 0) {
+      becomeIdle(actor);
+      return;
+    }
+    message = actor.mailbox.shift();
     if (performance.now() >= sliceEnd) {
       // Let other actors and I/O have their turn; the rest of the mailbox comes next turn.
-      actor.handleMessage(queued.message, queued.sender);
+      runLater(actor, message);
       return;
     }
-    message = queued.message;
-    sender = queued.sender;
   }
+}
+
+/** After an awaited handler: the next queued message, in this slice if time is left. */
+function continueMailbox(actor: NactActor, sliceEnd: number): void {
+  if (actor.mailbox.length === 0) {
+    becomeIdle(actor);
+    return;
+  }
+  const message = actor.mailbox.shift();
+  if (performance.now() >= sliceEnd) runLater(actor, message);
+  else runMailbox(actor, message, sliceEnd);
+}
+
+/** Keeps the state a handler returned; false once the actor has stopped (it handles no more). */
+function afterMessage(actor: NactActor, state: unknown): boolean {
+  actor.state = state;
+  try {
+    actor.afterMessage();
+  } catch {
+    // nact's afterMessage does nothing; nothing to recover.
+  }
+  return !actor.stopped;
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
