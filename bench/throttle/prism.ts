@@ -24,6 +24,7 @@ import {
 import type { RouterRef } from '../../src/actors/refs.ts';
 import { spawnRouter } from '../../src/actors/router.ts';
 import type { NodeServices } from '../../src/actors/services.ts';
+import { CALL_ENDED, EnqueueMessage } from '../../src/actors/throttle.ts';
 import { ThrottleRegistry } from '../../src/actors/throttle-registry.ts';
 import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
@@ -133,10 +134,14 @@ function newWork(index: number, shared: KeyJobs): Work {
     pauseKeys: shared.pauseKeys,
     attempt: 1,
     page: 0,
-    request: { url: shared.job.request.url, query: shared.job.request.query },
+    request: shared.job.request,
     objects: [],
     startedAt: now(),
     throttled: 0,
+    reservation: undefined,
+    reservedAt: undefined,
+    reservedChecks: undefined,
+    lastStatus: undefined,
   };
 }
 
@@ -189,11 +194,8 @@ function send({ work, replyTo }: CallMessage): void {
   void benchMessage.ack();
   // The key's next job goes straight to its throttle (in a node the router parses it first).
   if (refill)
-    tell(replyTo, {
-      type: 'enqueue',
-      work: newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!),
-    });
-  tell(replyTo, { type: 'call-ended' });
+    tell(replyTo, new EnqueueMessage(newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!)));
+  tell(replyTo, CALL_ENDED);
 }
 
 /** collect-page's retakeLateSlot: a slot taken more than half the margin ago is taken again now. */

@@ -5,6 +5,7 @@ import type { ThrottleMessage } from '../messages/throttle-messages.ts';
 import { spawnActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, CollectorRef, RouterRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
+import { CALL_ENDED } from './throttle.ts';
 
 export interface CollectorDeps {
   services: NodeServices;
@@ -60,15 +61,15 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
           break;
         case 'finished':
           await finishJob(work, services);
-          reply({ type: 'call-ended' });
+          reply(CALL_ENDED);
           break;
         case 'retry':
           await retryOrDeadLetter(work, outcome.reason, services, outcome.notBefore);
-          reply({ type: 'call-ended' });
+          reply(CALL_ENDED);
           break;
         case 'reject':
           await deadLetterWork(work, 'rejected', outcome.reason, services);
-          reply({ type: 'call-ended' });
+          reply(CALL_ENDED);
           break;
       }
     } finally {

@@ -8,6 +8,7 @@ import type { Work } from '../messages/work.ts';
 import type { JobMessage } from '../bus/job-message.ts';
 import { spawnActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
 import type { ThrottleRef } from './refs.ts';
+import { EnqueueMessage } from './throttle.ts';
 import type { NodeServices } from './services.ts';
 
 /**
@@ -35,7 +36,7 @@ export function spawnRouter(parent: ParentRef, deps: RouterDeps) {
       state.throttles.set(work.key, entry);
     }
     entry.sent++;
-    tell(entry.ref, { type: 'enqueue', work });
+    tell(entry.ref, new EnqueueMessage(work));
   };
 
   const receive = async (state: RouterState, message: RouterMessage, _ctx: ActorContext<RouterMessage>) => {
@@ -149,9 +150,16 @@ async function toWork(
     pauseKeys,
     attempt,
     page: checkpoint?.page ?? 0,
-    request: checkpoint?.request ?? { url: job.request.url, query: job.request.query },
+    // A page request is read, never changed in place: the first page's is the job's own.
+    request: checkpoint?.request ?? job.request,
     objects: checkpoint?.objects ?? [],
     startedAt: checkpoint?.startedAt ?? services.now(),
     throttled: 0,
+    // Every field a job will have, from the start: fields added later would cost each job an
+    // extra properties array, kept alive (and promoted) by the job that holds it.
+    reservation: undefined,
+    reservedAt: undefined,
+    reservedChecks: undefined,
+    lastStatus: undefined,
   };
 }
