@@ -24,8 +24,9 @@ import { connectNats, type NatsSecurity } from './bus/nats-connection.ts';
 import { JetStreamPublisher } from './bus/publisher.ts';
 import { defaultStreamSettings, ensureStreams } from './bus/streams.ts';
 import { CredentialStore } from './config/credentials.ts';
+import { ConfigError } from './config/load.ts';
 import type { PrismConfig } from './config/schema.ts';
-import { UndiciHttpClient, type HttpClient } from './http/http-client.ts';
+import { localAddressProblem, UndiciHttpClient, type HttpClient } from './http/http-client.ts';
 import type { RateLedger } from './limits/ledger.ts';
 import { MemoryLedger } from './limits/memory-ledger.ts';
 import { KvLedger } from './limits/kv-ledger.ts';
@@ -83,6 +84,9 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const storage = typeof options.storage === 'string' ? openStorage(options.storage) : options.storage;
   const concurrency = options.concurrency ?? config.node.concurrency;
 
+  const egress = config.node.egressAddress;
+  const egressProblem = egress !== undefined ? await localAddressProblem(egress) : undefined;
+  if (egressProblem !== undefined) throw new ConfigError(`node.egressAddress ${egressProblem}`);
   const nc: NatsConnection = await connectNats({
     url: options.natsUrl,
     name: `prism-${name}`,
@@ -98,7 +102,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   });
   const js = jetstream(nc);
   const attempts: AttemptLog = await KvAttemptLog.open(nc);
-  const http = options.http ?? new UndiciHttpClient();
+  const http = options.http ?? new UndiciHttpClient({ localAddress: config.node.egressAddress });
   const stats = new NodeStats();
   stats.collectors = concurrency;
   const scheduler = new Scheduler(preciseNow);

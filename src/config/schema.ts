@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 
@@ -188,6 +189,14 @@ const NodeSchema = z.strictObject({
   maxAttempts: z.int().positive().default(5),
   backoffBase: duration.default(1_000),
   backoffMax: duration.default(5 * 60_000),
+  /**
+   * The local address API calls leave from, on a host with several egress IPs: one node per IP,
+   * and limits keyed `{node}` count per IP, as Adjust does.
+   */
+  egressAddress: z
+    .string()
+    .refine((address) => isIP(address) !== 0, 'egressAddress must be an IPv4 or IPv6 address of this host')
+    .optional(),
   /** Kept on top of every window for clock skew and transit jitter (see docs). */
   limitMargin: duration.default(25),
   ackWait: duration.default(30_000),

@@ -1,6 +1,6 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import type { LookupFunction } from 'node:net';
+import { createServer, type LookupFunction } from 'node:net';
 import { Agent, request } from 'undici';
 import { isBlockedAddress } from './blocked-addresses.ts';
 
@@ -88,11 +88,32 @@ subscribe('undici:client:sendHeaders', (message) => {
   onSent(performance.timeOrigin + performance.now());
 });
 
+/**
+ * Why calls cannot leave from `address`, if they cannot: this host lacks it (every call would fail
+ * with EADDRNOTAVAIL, each job learning it only after its attempts). Binding a socket tells.
+ */
+export async function localAddressProblem(address: string): Promise<string | undefined> {
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: address, port: 0 }, resolve);
+    });
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    return `${address} is not an address of this host (${code})`;
+  } finally {
+    server.close();
+  }
+}
+
 export class UndiciHttpClient implements HttpClient {
   private readonly agent: Agent;
   inFlight = 0;
 
-  constructor(options: { connectTimeoutMs?: number } = {}) {
+  /** `localAddress`: the address calls leave from (a host with several egress IPs). */
+  constructor(options: { connectTimeoutMs?: number; localAddress?: string } = {}) {
     this.agent = new Agent({
       // Keep connections to each API host open and reuse them: TLS setup costs more than the call.
       keepAliveTimeout: 30_000,
@@ -100,6 +121,8 @@ export class UndiciHttpClient implements HttpClient {
       connections: null,
       pipelining: 1,
       connect: { timeout: options.connectTimeoutMs ?? 10_000, lookup: guardedLookup },
+      // A client option, not a connect one: undici's connector sets it from the client's.
+      ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
     });
   }
 

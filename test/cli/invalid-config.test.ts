@@ -54,6 +54,25 @@ describe('prism node refuses an invalid config file at start-up', () => {
       }),
       /unknown placeholder[\s\S]*typo|typo[\s\S]*unknown placeholder/,
     ],
+    [
+      'a limit that is both a window and a concurrency cap',
+      JSON.stringify({
+        sources: {
+          kakao: {
+            allowHosts: ['apis.moment.kakao.com'],
+            limits: [{ key: '{source}/{account}', limit: 5, per: '1s', concurrent: 1 }],
+            apis: { report: {} },
+          },
+        },
+      }),
+      /either a window \(limit \+ per\) or a concurrency cap[\s\S]*sources\.kakao\.limits\[0\]/,
+    ],
+    [
+      'an egress address this host does not have (checked before connecting anywhere)',
+      // 192.0.2.1 is TEST-NET-1: no host has it. Binding a socket tells; no packet leaves.
+      JSON.stringify({ node: { egressAddress: '192.0.2.1' }, sources: {} }),
+      /egressAddress 192\.0\.2\.1 is not an address of this host/,
+    ],
   ])('%s', (_name, text, reason) => {
     const { status, stderr } = startNode(text);
     expect(status).not.toBe(0);

@@ -35,6 +35,7 @@ describe('limits hold across three node processes', () => {
         // Slow answers, so that calls would overlap if nothing kept them apart.
         kakao: { style: 'kakao', latencyMs: 150 },
         naver: { style: 'naver', latencyMs: 100 },
+        adjustip: { style: 'generic' },
       },
       limits: [
         // Several windows on one account, across its APIs.
@@ -59,11 +60,13 @@ describe('limits hold across three node processes', () => {
         // Concurrency: one call in flight per account, and two for the whole of naver.
         { scope: 'account', platform: 'kakao', concurrent: 1 },
         { scope: 'platform', platform: 'naver', concurrent: 2 },
+        // Adjust counts calls per caller IP: each node calls from an address of its own.
+        { scope: 'ip', platform: 'adjustip', limit: 2, perMs: 1_000 },
       ],
     });
     const host = emulator.host;
-    const config: PrismConfigInput = {
-      node: { concurrency: 32, metricsInterval: '2s' },
+    const config = (egressAddress: string): PrismConfigInput => ({
+      node: { concurrency: 32, metricsInterval: '2s', egressAddress },
       sources: {
         meta: {
           allowHosts: [host],
@@ -114,14 +117,20 @@ describe('limits hold across three node processes', () => {
           limits: [{ key: '{source}', concurrent: 2 }],
           apis: { stats: { concurrency: 4 } },
         },
+        adjustip: {
+          allowHosts: [host],
+          limits: [{ key: '{source}/{node}', limit: 2, per: '1s' }],
+          apis: { report: {} },
+        },
       },
-    };
+    });
     const nodeDir = await mkdtemp(join(tmpdir(), 'prism-nodes-'));
     for (let i = 1; i <= 3; i++) {
       nodes.push(
         await spawnNodeProcess({
           name: `node-${i}`,
-          config,
+          // 127.0.0.2 … 127.0.0.4: three egress IPs on one machine (all of 127/8 is loopback).
+          config: config(`127.0.0.${i + 1}`),
           natsUrl: h.nats.url,
           storage: `file:${h.dataDir}`,
           dir: nodeDir,
@@ -181,6 +190,7 @@ describe('limits hold across three node processes', () => {
     ids.push(...(await publish('adjust', 'report', 'com.example.app', 4)));
     ids.push(...(await publish('kakao', 'report', 'k_1', 8)));
     for (let a = 0; a < 6; a++) ids.push(...(await publish('naver', 'stats', `n_${a}`, 2)));
+    for (let a = 0; a < 12; a++) ids.push(...(await publish('adjustip', 'report', `ip_${a}`, 1)));
     await h.waitFor(ids, 60_000);
 
     const stats = await emulator.stats();
@@ -198,6 +208,10 @@ describe('limits hold across three node processes', () => {
     const rule = (name: string) => stats.byRule.find((r) => r.name.startsWith(name));
     expect(rule('account:kakao concurrent')).toMatchObject({ maxInFlight: 1, calls: 8 });
     expect(rule('platform:naver concurrent')).toMatchObject({ maxInFlight: 2, calls: 12 });
+    // Calls left from more than one address, each node keeping its own address's limit.
+    const fromAddresses = Object.keys(stats.byKey).filter((key) => key.startsWith('ip:adjustip/127.0.0.'));
+    expect(fromAddresses.length).toBeGreaterThanOrEqual(2);
+    expect(fromAddresses).not.toContain('ip:adjustip/127.0.0.1');
     // The ack follows the event it confirms by a moment.
     await expect.poll(() => pendingJobs(h.nc), { timeout: 5_000 }).toBe(0);
   }, 90_000);
