@@ -182,11 +182,29 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
         continue;
       }
       const now = services.now();
-      if (paused(state, self, head, now)) return undefined;
+      const pause = pausedScope(state, head, now);
+      if (pause !== undefined) {
+        if (waitUntil(state, self, now, pause.until, `paused: ${pause.reason}`, head, pause.key, true))
+          return undefined;
+        continue;
+      }
       const checks = withSlowdowns(head, now);
       if (now < state.notBefore && sameChecks(checks, state.notBeforeChecks)) {
-        waitUntil(state, self, now, state.notBefore, state.notBeforeWhy);
-        return undefined;
+        const why = state.notBeforeWhy;
+        if (
+          waitUntil(
+            state,
+            self,
+            now,
+            state.notBefore,
+            why,
+            head,
+            typeof why === 'object' ? why.key : undefined,
+            false,
+          )
+        )
+          return undefined;
+        continue;
       }
       let slot: Reservation | Promise<Reservation>;
       try {
@@ -215,7 +233,10 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     return undefined;
   };
 
-  /** Acts on the ledger's answer for the head job; true when it left and the next may follow. */
+  /**
+   * Acts on the ledger's answer for the head job; true when the next parked job may try (this one
+   * left, or went back to JetStream to wait for long).
+   */
   const take = (
     state: KeyThrottle,
     self: ThrottleRef,
@@ -230,8 +251,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       state.notBefore = slot.limit.kind === 'concurrent' ? 0 : slot.retryAt;
       state.notBeforeChecks = checks;
       state.notBeforeWhy = slot.limit;
-      waitUntil(state, self, now, slot.retryAt, slot.limit);
-      return false;
+      return !waitUntil(state, self, now, slot.retryAt, slot.limit, head, slot.limit.key, false);
     }
     state.parkedJobs?.shift();
     head.reservation = slot.id;
@@ -242,29 +262,31 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     return true;
   };
 
-  /** A pause in force on any scope of the head job: wait for its end (spilling if it is long). */
-  const paused = (state: KeyThrottle, self: ThrottleRef, head: Work, now: number): boolean => {
-    if (!ledger.hasSignals) {
-      state.pausedUntil = undefined;
-      state.pauseReason = undefined;
-      return false;
-    }
-    for (const pauseKey of head.pauseKeys) {
-      const pause = ledger.pausedUntil(pauseKey, now);
-      if (pause === undefined) continue;
-      state.pausedUntil = pause.until;
-      state.pauseReason = pause.reason;
-      waitUntil(state, self, now, pause.until, `paused: ${pause.reason}`);
-      return true;
-    }
+  /** The pause in force on a scope of the head job, if any (noted in the key's status). */
+  const pausedScope = (
+    state: KeyThrottle,
+    head: Work,
+    now: number,
+  ): { key: string; until: number; reason: string } | undefined => {
+    if (ledger.hasSignals)
+      for (const pauseKey of head.pauseKeys) {
+        const pause = ledger.pausedUntil(pauseKey, now);
+        if (pause === undefined) continue;
+        state.pausedUntil = pause.until;
+        state.pauseReason = pause.reason;
+        return { key: pauseKey, until: pause.until, reason: pause.reason };
+      }
     state.pausedUntil = undefined;
     state.pauseReason = undefined;
-    return false;
+    return undefined;
   };
 
   /**
-   * The head job cannot leave before `until`: wake up then. Waiting for long (a daily quota
-   * spent, a long pause), the key's jobs wait in JetStream instead of in memory.
+   * The head job cannot leave before `until`, held up by `blocker` (a limit's ledger key, or a
+   * paused scope when `isPause`): wake up then; true. Waiting for long (a daily quota spent, a long
+   * pause), the jobs held up by the same blocker wait in JetStream instead of in memory; the
+   * key's other jobs (another app's, when a limit or pause is keyed by {meta.…}) are not held up
+   * by it: false when some are parked, to let them go.
    */
   const waitUntil = (
     state: KeyThrottle,
@@ -272,10 +294,17 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     now: number,
     until: number,
     why: WaitReason,
-  ): void => {
-    if (until - now > LONG_PAUSE_MS) spill(state, until - now);
+    head: Work,
+    blocker: string | undefined,
+    isPause: boolean,
+  ): boolean => {
+    if (until - now > LONG_PAUSE_MS) {
+      spill(state, until - now, head, blocker, isPause);
+      if (state.parked > 0) return false;
+    }
     state.waitFor(until, why);
     wakeAt(state, self, until);
+    return true;
   };
 
   /** The ledger is in NATS, which may be restarting: no call without a slot; try again soon. */
@@ -300,9 +329,27 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     return checks;
   };
 
-  /** Waiting for long (a daily quota spent, a long pause): the jobs wait in JetStream, not in memory. */
-  const spill = (state: KeyThrottle, delayMs: number): void => {
+  /**
+   * Waiting for long (a daily quota spent, a long pause): the jobs held up by `blocker` (all of
+   * them when it is not known) wait in JetStream, not in memory; the others stay parked in order.
+   */
+  const spill = (
+    state: KeyThrottle,
+    delayMs: number,
+    head: Work,
+    blocker: string | undefined,
+    isPause: boolean,
+  ): void => {
     for (const work of state.takeParked()) {
+      // The head goes in any case, so that the key always moves on.
+      const heldUp =
+        work === head ||
+        blocker === undefined ||
+        (isPause ? work.pauseKeys.includes(blocker) : work.checks.some((check) => check.key === blocker));
+      if (!heldUp) {
+        state.park(work, false);
+        continue;
+      }
       work.message.nak(delayMs + Math.random() * 1_000);
       stats.jobsSpilled++;
     }

@@ -15,6 +15,7 @@ import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import type { LimitCheck, Reservation } from '../../src/limits/ledger.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
+import { nextUtcMidnight } from '../../src/limits/window-log.ts';
 import type { PoolMessage } from '../../src/messages/pool-messages.ts';
 import type { RouterMessage } from '../../src/messages/router-messages.ts';
 import type { Work } from '../../src/messages/work.ts';
@@ -204,6 +205,42 @@ describe('throttle actor', () => {
     expect(status.parkedJobs).toBeUndefined();
     expect(status.notBeforeChecks).toBeUndefined();
     expect(status.waitReason).toBeUndefined();
+  });
+
+  /** A job of one app, with a day quota of one call per app (or the key's 1 per 100 ms). */
+  const appWork = (app: string, dayQuota = true): Work => ({
+    ...newWork(),
+    checks: dayQuota
+      ? [{ key: `t/${app}|day`, limit: 1, windowMs: 86_400_000, kind: 'utc-day', weight: 1 }]
+      : checks,
+    pauseKeys: ['t/r/a', 't/a', 't', `t/${app}`],
+  });
+  const nearMidnight = nextUtcMidnight(Date.now()) - Date.now() < 3 * 60_000;
+
+  it.skipIf(nearMidnight)(
+    "a day quota spent by one app sends that app's jobs back to JetStream; the key's other jobs go on",
+    async () => {
+      const { ref, status, sent } = setUp();
+      const works = ['A', 'A', 'B', 'A', 'C'].map((app) => appWork(app));
+      for (const work of works) tell(ref, { type: 'enqueue', work });
+      await until(() => sent.length === 3);
+      const held = works.map((w) => w.message as HeldMessage);
+      // A's first, B's and C's left; A's other two wait for the next UTC day in JetStream.
+      expect(held.map((m) => m.nakDelay === undefined)).toEqual([true, false, true, false, true]);
+      expect(held[1]!.nakDelay).toBeGreaterThan(60_000);
+      expect(status.parked).toBe(0);
+    },
+  );
+
+  it("a long pause of one app's scope holds only that app's jobs", async () => {
+    const { ref, sent, ledger, services } = setUp();
+    await ledger.pause('t/A', services.now() + 10 * 60_000, 'app A: code 4');
+    const works = ['A', 'B', 'A', 'B'].map((app) => appWork(app, false));
+    for (const work of works) tell(ref, { type: 'enqueue', work });
+    await until(() => sent.length === 2);
+    const held = works.map((w) => w.message as HeldMessage);
+    expect(held.map((m) => m.nakDelay === undefined)).toEqual([false, true, false, true]);
+    expect(held[0]!.nakDelay).toBeGreaterThan(9 * 60_000);
   });
 
   it('holds at most maxParkedPerKey jobs; the rest go back to JetStream for later', async () => {
