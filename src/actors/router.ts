@@ -1,6 +1,6 @@
 import type { PrismConfig } from '../config/schema.ts';
 import { deadLetter } from '../collect/settle.ts';
-import { limitChecksFor, pauseKeysFor } from '../limits/limit-keys.ts';
+import { laneOf, limitChecksFor, pauseKeysFor } from '../limits/limit-keys.ts';
 import { parseJob, type Job } from '../messages/job.ts';
 import type { RouterMessage } from '../messages/router-messages.ts';
 import { throttleKey } from '../messages/subject.ts';
@@ -144,7 +144,7 @@ async function toWork(
     message.deliveryCount > 1 ? await services.checkpoints.load(job.id).catch(() => undefined) : undefined;
   return {
     job,
-    key: throttleKey(job),
+    key: throttleKey(job) + laneOf(source, job.meta),
     message,
     checks: checks.checks,
     pauseKeys,

@@ -113,3 +113,34 @@ export function pauseKeysFor(source: SourceConfig, vars: TemplateVars): string[]
 
 /** The scope templates of each source's pauses (the same for every job of the source). */
 const pauseScopes = new WeakMap<SourceConfig, string[]>();
+
+/**
+ * What sets a job's throttle key apart beyond its source, api and account: the job's values of
+ * the `{meta.<field>}` fields that the source's limits and signal scopes name, as `/field=value`
+ * (empty for sources that name none). With AppsFlyer's "1 call per minute per app per report",
+ * the apps of one account each get their own throttle actor and line, so one app waiting for its
+ * minute holds up no other app of the account.
+ */
+export function laneOf(source: SourceConfig, meta: Record<string, unknown>): string {
+  let fields = laneFields.get(source);
+  if (fields === undefined) {
+    const templates = [...source.limits.map((l) => l.key), ...source.signals.map((s) => s.scope)];
+    for (const api of Object.values(source.apis)) templates.push(...api.limits.map((l) => l.key));
+    fields = [
+      ...new Set(
+        templates.flatMap((t) => [...t.matchAll(/\{meta\.([A-Za-z0-9_]+)\}/g)].map((m) => m[1] as string)),
+      ),
+    ];
+    laneFields.set(source, fields);
+  }
+  let lane = '';
+  for (const field of fields) {
+    const value = meta[field];
+    if (typeof value === 'string' || typeof value === 'number')
+      lane += `/${field}=${encodeURIComponent(String(value))}`;
+  }
+  return lane;
+}
+
+/** The `{meta.<field>}` fields each source's limits and signals name. */
+const laneFields = new WeakMap<SourceConfig, string[]>();

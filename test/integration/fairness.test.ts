@@ -96,3 +96,52 @@ describe('fairness, bounded memory and passivation on one node', () => {
     expect(h.emulator.stats().violations).toBe(0);
   }, 30_000);
 });
+
+describe('apps of one account, each with its own limit', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // AppsFlyer's "1 call per app per report" (per 2 s here): the app is the job's meta.app_id,
+    // and a query parameter for the emulator, which checks the same limit per app.
+    h = await startHarness({
+      latencyMs: 2,
+      limits: [{ scope: 'query', param: 'app_id', platform: 'appsflyer', limit: 1, perMs: 2_000 }],
+    });
+    await h.startNode({
+      node: { concurrency: 8, metricsInterval: '1s' },
+      sources: {
+        appsflyer: {
+          allowHosts: [h.host],
+          limits: [{ key: '{source}/{meta.app_id}/{api}', limit: 1, per: '2s' }],
+          apis: { installs: {} },
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('move at their own pace: one app waiting for its window holds up no other app of the account', async () => {
+    const ids: string[] = [];
+    const started = Date.now();
+    for (let round = 0; round < 2; round++)
+      for (const app of ['A', 'B', 'C', 'D', 'E'])
+        ids.push(
+          await h.publish({
+            id: `app-${app}-${round}`,
+            source: 'appsflyer',
+            api: 'installs',
+            account: 'acc_1',
+            request: { url: `http://${h.host}/appsflyer/acc_1/installs`, query: { app_id: app } },
+            meta: { app_id: app },
+          }),
+        );
+    await h.waitFor(ids, 20_000);
+    // Two calls per app need one window (2 s); one line for the account would need nine (18 s).
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(ids.every((id) => h.results.get(id)?.status === 'ok')).toBe(true);
+    expect(h.emulator.stats()).toMatchObject({ calls: 10, violations: 0 });
+    // Each app has its own throttle actor (its own line); status names the app.
+    expect(h.nodes[0]!.snapshot().throttles.spawned).toBe(5);
+  }, 30_000);
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/config/duration.ts';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import { productionConfig } from '../../src/config/platforms.ts';
-import { limitChecksFor, pauseKeysFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
+import { laneOf, limitChecksFor, pauseKeysFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
 
 describe('durations', () => {
   it.each([
@@ -79,6 +79,32 @@ describe('config', () => {
     });
     expect(limitChecksFor(source, source.apis.r!, { ...vars, meta: {} })).toMatchObject({ ok: false });
     expect(resolveTemplate('{source}/{node}', vars)).toBe('af/n1');
+  });
+
+  it('gives jobs of one account their own line per value of the meta fields its limits and signals name', () => {
+    const config = parseConfig({
+      sources: {
+        af: {
+          allowHosts: ['x.example'],
+          limits: [{ key: '{source}/{meta.app_id}/{api}', limit: 1, per: '1m' }],
+          signals: [
+            { name: 's', match: { status: 429 }, scope: '{source}/{meta.team}', action: { type: 'pause' } },
+          ],
+          apis: { r: {} },
+        },
+        plain: {
+          allowHosts: ['x.example'],
+          limits: [{ key: '{source}/{account}', limit: 1, per: '1s' }],
+          apis: { r: {} },
+        },
+      },
+    });
+    expect(laneOf(config.sources.af!, { app_id: 'com.a b', team: 7, other: 'x' })).toBe(
+      '/app_id=com.a%20b/team=7',
+    );
+    expect(laneOf(config.sources.af!, { app_id: 'com.c' })).toBe('/app_id=com.c');
+    expect(laneOf(config.sources.af!, {})).toBe('');
+    expect(laneOf(config.sources.plain!, { app_id: 'com.a' })).toBe('');
   });
 
   it("names the scopes whose pauses stop a job: its key, account, source and its signals' scopes", () => {
