@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -9,7 +10,17 @@ import {
   type Reservation,
   type Slowdown,
 } from './ledger.ts';
-import { leaseFit, liveLeases, withLease, withoutLease } from './leases.ts';
+import {
+  liveLeases,
+  liveWaiters,
+  placeFit,
+  withLease,
+  withoutLease,
+  withoutWaiter,
+  withWaiter,
+  type Leases,
+  type Waiters,
+} from './leases.ts';
 import { current, describeLimit, type LedgerOptions } from './memory-ledger.ts';
 import { nextUtcMidnight, utcDayStart } from './window-log.ts';
 
@@ -19,8 +30,15 @@ export const LEDGER_BUCKET = 'PRISM_LEDGER';
  * What one limit key holds in KV: the calls in its window (rolling), the day's count, or the
  * calls in flight under a concurrency cap (their ids and when each place lapses).
  */
-type Stored =
-  { t: number[]; w?: number[]; i: number[] } | { d: number; n: number } | { c: number[]; u: number[] };
+type Stored = { t: number[]; w?: number[]; i: number[] } | { d: number; n: number } | StoredCap;
+
+/** A concurrency cap: the calls in flight (ids, lapse times) and the nodes waiting in line. */
+interface StoredCap {
+  c: number[];
+  u: number[];
+  q?: string[];
+  qu?: number[];
+}
 
 interface Cached {
   value: Stored | undefined;
@@ -49,6 +67,8 @@ export class KvLedger implements RateLedger {
   private readonly watches: Array<Promise<void>> = [];
   private readonly stopWatches: Array<() => void> = [];
   private closed = false;
+  /** Who this node is in a cap's line of waiters (one per ledger, so per node). */
+  private readonly nodeId = randomUUID();
   conflicts = 0;
 
   private constructor(kv: KV, options: LedgerOptions, log?: Logger) {
@@ -100,6 +120,7 @@ export class KvLedger implements RateLedger {
           continue;
         }
         const limit = blocked;
+        if (limit.kind === 'concurrent') await this.waitInLine(limit.key, now);
         return { granted: false, retryAt, limit, blockedBy: limit.key, reason: describeLimit(limit) };
       }
       const written: number[] = [];
@@ -291,13 +312,29 @@ export class KvLedger implements RateLedger {
     }
   }
 
+  /**
+   * Puts this node in line for a cap that refused it (or renews its place in line), so that a
+   * node giving a place back and asking again at once does not take it every time. A waiter that
+   * stops asking drops out of line after three polls.
+   */
+  private async waitInLine(key: string, now: number): Promise<void> {
+    await this.modify(key, (value) => {
+      const cap = value !== undefined && 'c' in value ? value : { c: [], u: [] };
+      const waiting = liveWaiters(waitersOf(cap), now);
+      const position = waiting.ids.indexOf(this.nodeId);
+      // Renewed only when half its time is gone: one write per two polls while it waits.
+      if (position >= 0 && (waiting.until[position] as number) > now + 1.5 * this.pollMs) return undefined;
+      return capValue({ ids: cap.c, until: cap.u }, withWaiter(waiting, this.nodeId, now + 3 * this.pollMs));
+    });
+  }
+
   private async removeCall(check: LimitCheck, id: number): Promise<void> {
     await this.modify(check.key, (value) => {
       if (value === undefined) return undefined;
       if ('d' in value) return { d: value.d, n: Math.max(0, value.n - check.weight) };
       if ('c' in value) {
         const rest = withoutLease({ ids: value.c, until: value.u }, id);
-        return rest === undefined ? undefined : { c: rest.ids, u: rest.until };
+        return rest === undefined ? undefined : capValue(rest, waitersOf(value));
       }
       const index = value.i.indexOf(id);
       if (index < 0) return undefined;
@@ -316,10 +353,13 @@ export class KvLedger implements RateLedger {
     id: number,
   ): { fit: number; value: Stored } {
     if (check.kind === 'concurrent') {
-      const held = stored !== undefined && 'c' in stored ? { ids: stored.c, until: stored.u } : undefined;
-      const live = liveLeases(held, now);
-      const next = withLease(live, id, now + this.leaseMs);
-      return { fit: leaseFit(live, check.limit, now, this.pollMs), value: { c: next.ids, u: next.until } };
+      const cap = stored !== undefined && 'c' in stored ? stored : undefined;
+      const live = liveLeases(cap && { ids: cap.c, until: cap.u }, now);
+      const waiting = liveWaiters(cap && waitersOf(cap), now);
+      return {
+        fit: placeFit(live, waiting, check.limit, this.nodeId, now, this.pollMs),
+        value: capValue(withLease(live, id, now + this.leaseMs), withoutWaiter(waiting, this.nodeId)),
+      };
     }
     if (check.kind === 'utc-day') {
       const day = utcDayStart(now);
@@ -358,6 +398,21 @@ export class KvLedger implements RateLedger {
     if (w !== undefined || check.weight !== 1) value.w = [...(w ?? t.map(() => 1)), check.weight];
     return { fit, value: sortedLog(value) };
   }
+}
+
+/** A cap's line of waiting nodes as stored (none when absent). */
+function waitersOf(cap: StoredCap): Waiters | undefined {
+  return cap.q === undefined ? undefined : { ids: cap.q, until: cap.qu ?? [] };
+}
+
+/** A cap as stored: its leases, and its line only while someone waits. */
+function capValue(leases: Leases, waiters: Waiters | undefined): StoredCap {
+  const cap: StoredCap = { c: leases.ids, u: leases.until };
+  if (waiters !== undefined && waiters.ids.length > 0) {
+    cap.q = waiters.ids;
+    cap.qu = waiters.until;
+  }
+  return cap;
 }
 
 /** The log itself when it is in time order (the usual case), else a sorted copy. */

@@ -4,6 +4,14 @@ import { parseConfig } from '../../src/config/load.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
 import type { LimitCheck } from '../../src/limits/ledger.ts';
 import { limitChecksFor } from '../../src/limits/limit-keys.ts';
+import {
+  liveWaiters,
+  placeFit,
+  withoutWaiter,
+  withWaiter,
+  type Leases,
+  type Waiters,
+} from '../../src/limits/leases.ts';
 
 const cap = (limit: number, key = 'k|in-flight'): LimitCheck => ({
   key,
@@ -114,6 +122,36 @@ describe('concurrency caps in the ledger', () => {
         },
       ),
     );
+  });
+});
+
+describe('the line of nodes waiting for a place under a cap', () => {
+  const leases = (n: number): Leases => ({ ids: [...Array(n).keys()], until: Array(n).fill(10_000) });
+  const line = (...ids: string[]): Waiters => ({ ids, until: ids.map(() => 500) });
+
+  it('lets a node take a place only when the nodes ahead of it in line cannot fill the free ones', () => {
+    // Two places, one held, one free: the first in line (or anyone, with nobody in line) takes it.
+    expect(placeFit(leases(1), line(), 2, 'a', 100, 20)).toBe(100);
+    expect(placeFit(leases(1), line('a', 'b'), 2, 'a', 100, 20)).toBe(100);
+    // Someone else is first: look again after the poll, although a place is free.
+    expect(placeFit(leases(1), line('a', 'b'), 2, 'b', 100, 20)).toBe(120);
+    expect(placeFit(leases(1), line('a'), 2, 'c', 100, 20)).toBe(120);
+    // Two free places: the first two in line may take them, a newcomer waits.
+    expect(placeFit(leases(0), line('a', 'b'), 2, 'b', 100, 20)).toBe(100);
+    expect(placeFit(leases(0), line('a', 'b'), 2, 'c', 100, 20)).toBe(120);
+    // No free place: as for leaseFit, the next lapse or the poll.
+    expect(placeFit(leases(2), line('a'), 2, 'a', 100, 20)).toBe(120);
+  });
+
+  it('keeps its order: a newcomer joins at the back, a waiter renews where it stands, lapsed ones drop out', () => {
+    const waiting = withWaiter(withWaiter(line(), 'a', 300), 'b', 300);
+    expect(withWaiter(waiting, 'a', 900)).toEqual({ ids: ['a', 'b'], until: [900, 300] });
+    expect(withoutWaiter(waiting, 'a')).toEqual({ ids: ['b'], until: [300] });
+    expect(withoutWaiter(waiting, 'z')).toBe(waiting);
+    expect(liveWaiters({ ids: ['a', 'b', 'c'], until: [200, 100, 300] }, 150)).toEqual({
+      ids: ['a', 'c'],
+      until: [200, 300],
+    });
   });
 });
 
