@@ -2,7 +2,7 @@ import type { NodeServices } from '../actors/services.ts';
 import { HttpFailure, type HttpRequest, type HttpResponse } from '../http/http-client.ts';
 import { tryParseJson } from '../limits/json-path.ts';
 import { holdsPlaces, paceMs } from '../limits/ledger.ts';
-import { resolveTemplate } from '../limits/limit-keys.ts';
+import { resolveScope } from '../limits/limit-keys.ts';
 import { nextPage, pageUrl } from '../limits/pagination.ts';
 import { classifyResponse } from '../limits/signals.ts';
 import { usageAdvice } from '../limits/usage.ts';
@@ -102,7 +102,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   );
   switch (outcome.kind) {
     case 'throttled': {
-      const scope = resolveTemplate(outcome.scope, { ...job, node: services.nodeName }) ?? outcome.scope;
+      const scope = resolveScope(outcome.scope, source, { ...job, node: services.nodeName }) ?? outcome.scope;
       const throttled: PageOutcome = {
         kind: 'throttled',
         scope,
@@ -214,9 +214,10 @@ async function applyUsage(
   services: NodeServices,
 ): Promise<void> {
   const source = services.config.sources[work.job.source];
+  if (source === undefined) return;
   const now = services.now();
-  for (const advice of usageAdvice(headers, source?.usage, now)) {
-    const scope = resolveTemplate(advice.scope, { ...work.job, node: services.nodeName });
+  for (const advice of usageAdvice(headers, source.usage, now)) {
+    const scope = resolveScope(advice.scope, source, { ...work.job, node: services.nodeName });
     if (scope === undefined) continue;
     try {
       if (advice.action === 'pause') await services.ledger.pause(scope, advice.until, advice.reason);

@@ -105,10 +105,20 @@ export function pauseKeysFor(source: SourceConfig, vars: TemplateVars): string[]
   }
   const keys: string[] = [];
   for (const scope of scopes) {
-    const key = resolveTemplate(scope, vars);
+    const key = resolveScope(scope, source, vars);
     if (key !== undefined) keys.push(key);
   }
   return keys;
+}
+
+/**
+ * The key a pause or slowdown of scope `template` stops for this job. The default scope is the
+ * job's own throttle key, so it takes the job's lane too (see laneOf): a 429 or RateLimit
+ * headers about one app's quota stop that app's line, not every app of the account.
+ */
+export function resolveScope(template: string, source: SourceConfig, vars: TemplateVars): string | undefined {
+  const key = resolveTemplate(template, vars);
+  return key !== undefined && template === DEFAULT_SCOPE ? key + laneOf(source, vars.meta) : key;
 }
 
 /** The scope templates of each source's pauses (the same for every job of the source). */

@@ -1,4 +1,5 @@
 import type { UsageConfig } from '../config/schema.ts';
+import { DEFAULT_SCOPE } from './signals.ts';
 
 /** What a platform's usage headers advise for a scope: pause it, slow it, or nothing. */
 export type UsageAdvice =
@@ -30,7 +31,8 @@ export function usageAdvice(
   const advice: UsageAdvice[] = [];
   const quota = rateLimitHeaders(headers, now);
   if (quota !== undefined && quota.resetAt > now) {
-    const scope = '{source}/{api}/{account}';
+    // The job's own key: what the headers count is not named, so the call's own line waits.
+    const scope = DEFAULT_SCOPE;
     if (quota.remaining <= 0)
       advice.push({ action: 'pause', scope, until: quota.resetAt, reason: 'RateLimit-Remaining is 0' });
     else if (quota.limit !== undefined && quota.remaining <= quota.limit * NEARLY_SPENT)

@@ -121,7 +121,8 @@ describe('config', () => {
       },
     });
     const vars = { source: 'g', api: 'r', account: 'a1', node: 'n1', meta: { app: 'x' } };
-    expect(pauseKeysFor(config.sources.g!, vars)).toEqual(['g/r/a1', 'g/a1', 'g', 'g/x']);
+    // The job's own key takes its lane (signals here are keyed by meta.app).
+    expect(pauseKeysFor(config.sources.g!, vars)).toEqual(['g/r/a1/app=x', 'g/a1', 'g', 'g/x']);
     // A scope the job cannot fill (no meta.app) stops nothing rather than everything.
     expect(pauseKeysFor(config.sources.g!, { ...vars, meta: {} })).toEqual(['g/r/a1', 'g/a1', 'g']);
   });
