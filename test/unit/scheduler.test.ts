@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { backoffDelay } from '../../src/runtime/backoff.ts';
 
@@ -42,6 +42,70 @@ describe('Scheduler', () => {
     expect(ran.every((r) => r.ranAt >= r.at)).toBe(true);
     expect(scheduler.size).toBe(0);
     scheduler.stop();
+  });
+  describe('near and far wake-ups (fake timers)', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('runs every wake-up once, in time order, never early: fractions, hours ahead, already due, asked while running', () => {
+      vi.useFakeTimers({ now: 1_000_000 });
+      const scheduler = new Scheduler(Date.now);
+      let seed = 11;
+      const random = (): number => (seed = (seed * 48_271) % 2_147_483_647) / 2_147_483_647;
+      type Entry = { at: number; n: number; askedAt: number; ranAt?: number };
+      const ran: Entry[] = [];
+      const asked: Entry[] = [];
+      let n = 0;
+      const ask = (at: number, fromRun: boolean): void => {
+        const entry: Entry = { at, n: n++, askedAt: Date.now() };
+        if (!fromRun) asked.push(entry);
+        scheduler.at(at, run, entry);
+      };
+      const run = (entry: Entry): void => {
+        entry.ranAt = Date.now();
+        ran.push(entry);
+        // Now and then a run asks for more: one already due, one in this millisecond, one later.
+        if (entry.n % 97 === 0) {
+          ask(Date.now() - 3, true);
+          ask(Date.now() + 0.5, true);
+          ask(Date.now() + 1_000 * random(), true);
+        }
+      };
+      for (let step = 0; step < 400; step++) {
+        for (let i = 0; i < 20; i++) {
+          const spread = random() < 0.1 ? 3 * 3_600_000 : random() < 0.3 ? 10_000 : 1_100;
+          ask(Date.now() + random() * spread, false);
+        }
+        vi.advanceTimersByTime(Math.floor(random() * 40));
+      }
+      vi.advanceTimersByTime(4 * 3_600_000);
+      expect(scheduler.size).toBe(0);
+      expect(ran).toHaveLength(n);
+      expect(new Set(ran.map((e) => e.n)).size).toBe(n);
+      for (const entry of ran) expect(entry.ranAt).toBeGreaterThanOrEqual(entry.at);
+      // Those asked from outside ran in time order (same times: in the order asked).
+      const outside = ran.filter((e) => asked.includes(e)).map((e) => e.n);
+      const expected = [...asked].sort((a, b) => a.at - b.at || a.n - b.n).map((e) => e.n);
+      expect(outside).toEqual(expected);
+      // Nothing ran late: each ran as soon as it was due (or asked, when asked already due).
+      const late = ran.map((e) => (e.ranAt as number) - Math.max(e.at, e.askedAt));
+      expect(Math.max(...late)).toBeLessThan(1);
+      scheduler.stop();
+    });
+
+    it('after a stop nothing runs and nothing is kept', () => {
+      vi.useFakeTimers({ now: 5_000 });
+      const scheduler = new Scheduler(Date.now);
+      const ran: number[] = [];
+      scheduler.at(5_010, (n: number) => ran.push(n), 1);
+      scheduler.at(5_000 + 3_600_000, (n: number) => ran.push(n), 2);
+      scheduler.stop();
+      scheduler.at(5_020, (n: number) => ran.push(n), 3);
+      vi.advanceTimersByTime(4_000_000);
+      expect(ran).toEqual([]);
+      expect(scheduler.size).toBe(0);
+    });
   });
 });
 
