@@ -56,14 +56,14 @@ export type LimitChecksResult = { ok: true; checks: LimitCheck[] } | { ok: false
 /** Every limit one call of this job must fit: the source's limits, then the api's. */
 export function limitChecksFor(source: SourceConfig, api: ApiConfig, vars: TemplateVars): LimitChecksResult {
   const checks: LimitCheck[] = [];
-  const all: LimitConfig[] = [...source.limits, ...api.limits];
-  for (const limit of all) {
-    const key = resolveTemplate(limit.key, vars);
-    if (key === undefined)
-      return { ok: false, reason: `limit key "${limit.key}" needs a field the job's meta lacks` };
-    checks.push(checkOf(limit, key, api.weight));
-  }
-  return { ok: true, checks: mergeSameKey(checks) };
+  for (const limits of [source.limits, api.limits])
+    for (const limit of limits) {
+      const key = resolveTemplate(limit.key, vars);
+      if (key === undefined)
+        return { ok: false, reason: `limit key "${limit.key}" needs a field the job's meta lacks` };
+      checks.push(checkOf(limit, key, api.weight));
+    }
+  return { ok: true, checks: checks.length > 1 ? mergeSameKey(checks) : checks };
 }
 
 /** The ledger's check for one limit of the config, on its resolved scope key. */
@@ -71,13 +71,21 @@ function checkOf(limit: LimitConfig, scope: string, weight: number): LimitCheck 
   // The shape is part of the ledger key: "1 per 5s" and "60 per 1h" on one scope are two logs.
   if (limit.kind === 'concurrent')
     // A place in flight is a place, whatever the call costs in quota.
-    return { key: `${scope}|in-flight`, kind: 'concurrent', limit: limit.concurrent, windowMs: 0, weight: 1 };
+    return {
+      key: `${scope}|in-flight`,
+      kind: 'concurrent',
+      limit: limit.concurrent,
+      windowMs: 0,
+      weight: 1,
+      ledgerMemo: undefined,
+    };
   return {
     key: `${scope}|${limit.kind === 'utc-day' ? 'day' : limit.per}`,
     kind: limit.kind,
     limit: limit.limit,
     windowMs: limit.per,
     weight,
+    ledgerMemo: undefined,
   };
 }
 

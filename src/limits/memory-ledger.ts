@@ -24,7 +24,7 @@ export interface LedgerOptions {
  * absorb transit jitter.
  */
 export class MemoryLedger implements RateLedger {
-  private readonly logs = new Map<string, WindowLog>();
+  private readonly logs = new Map<string, LedgerLog>();
   /** Calls in flight per concurrency cap. */
   private readonly leases = new Map<string, Leases>();
   private readonly pauses = new Map<string, { until: number; reason: string }>();
@@ -59,9 +59,33 @@ export class MemoryLedger implements RateLedger {
     for (const check of checks) {
       if (check.kind === 'concurrent')
         this.leases.set(check.key, withLease(this.liveLeases(check.key, now), id, now + this.leaseMs));
-      else (this.logs.get(check.key) as WindowLog).add(now, check.weight, id);
+      else this.logOf(check).add(now, check.weight, id);
     }
     return new Grant(id, now);
+  }
+
+  /**
+   * The log of a window check, found through the check's memo when this ledger wrote it there
+   * (the throttle actor hands the same check objects for a key's calls), else through the map.
+   * A log the sweep dropped is never used again: its key gets a new one in the map.
+   */
+  private logOf(check: LimitCheck): LedgerLog {
+    const memo = check.ledgerMemo as LedgerLog | undefined;
+    if (memo !== undefined && memo.owner === this && !memo.dropped) return memo;
+    let log = this.logs.get(check.key);
+    if (log === undefined) {
+      log = new LedgerLog(this);
+      this.logs.set(check.key, log);
+    }
+    check.ledgerMemo = log;
+    return log;
+  }
+
+  /** The log of a window check if it has one (nothing is created). */
+  private existingLogOf(check: LimitCheck): LedgerLog | undefined {
+    const memo = check.ledgerMemo as LedgerLog | undefined;
+    if (memo !== undefined && memo.owner === this && !memo.dropped) return memo;
+    return this.logs.get(check.key);
   }
 
   /** The places of a cap still held at `now`; lapsed ones are dropped for good. */
@@ -90,11 +114,12 @@ export class MemoryLedger implements RateLedger {
   }
 
   async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
-    for (const check of checks) this.logs.get(check.key)?.moveLater(id, sentAt);
+    for (const check of checks)
+      if (check.kind !== 'concurrent') this.existingLogOf(check)?.moveLater(id, sentAt);
   }
 
   async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
-    for (const check of checks) this.logs.get(check.key)?.remove(id);
+    for (const check of checks) if (check.kind !== 'concurrent') this.existingLogOf(check)?.remove(id);
     await this.release(id, checks);
     return this.reserve(checks, now);
   }
@@ -129,7 +154,12 @@ export class MemoryLedger implements RateLedger {
    */
   sweep(now: number): void {
     const horizon = now - Math.max(this.longestWindowMs, 86_400_000) - this.marginMs;
-    for (const [key, log] of this.logs) if (log.newest() < horizon) this.logs.delete(key);
+    for (const [key, log] of this.logs)
+      if (log.newest() < horizon) {
+        // Checks may still remember it: they must not write to a log the map no longer has.
+        log.dropped = true;
+        this.logs.delete(key);
+      }
     for (const key of this.leases.keys())
       if (this.liveLeases(key, now).ids.length === 0) this.leases.delete(key);
     for (const signals of [this.pauses, this.slowdowns])
@@ -147,15 +177,22 @@ export class MemoryLedger implements RateLedger {
   }
 
   private prepare(check: LimitCheck, now: number): WindowLog {
-    let log = this.logs.get(check.key);
-    if (log === undefined) {
-      log = new WindowLog();
-      this.logs.set(check.key, log);
-    }
+    const log = this.logOf(check);
     if (check.windowMs > this.longestWindowMs) this.longestWindowMs = check.windowMs;
     if (check.kind === 'utc-day') log.evictBefore(utcDayStart(now));
     else log.evict(now, this.windowOf(check));
     return log;
+  }
+}
+
+/** A window log of one MemoryLedger, which checks may remember (LimitCheck.ledgerMemo). */
+class LedgerLog extends WindowLog {
+  readonly owner: MemoryLedger;
+  /** Swept out of the ledger's map: whoever still holds it must look the key up again. */
+  dropped = false;
+  constructor(owner: MemoryLedger) {
+    super();
+    this.owner = owner;
   }
 }
 

@@ -63,6 +63,32 @@ describe('MemoryLedger sliding windows', () => {
     expect(ledger.keyCount).toBe(0);
   });
 
+  it('a check remembers its log for one ledger only, and never one the sweep dropped', async () => {
+    const day = 86_400_000;
+    const a = new MemoryLedger();
+    const b = new MemoryLedger();
+    // The same check objects for every call of a key, as a throttle actor hands them.
+    const c = [check(1, 1000, 'k')];
+    expect(a.reserve(c, 0).granted).toBe(true);
+    // Another ledger (another node in the same process) keeps its own count for the same check.
+    expect(b.reserve(c, 10).granted).toBe(true);
+    expect(a.reserve(c, 500)).toMatchObject({ granted: false, retryAt: 1000 });
+    expect(b.reserve(c, 500)).toMatchObject({ granted: false, retryAt: 1010 });
+    // The sweep drops a key's log; a check that remembers it and a fresh one share the new log.
+    const kept = [check(1, 1000, 'j')];
+    expect(a.reserve(kept, 0).granted).toBe(true);
+    a.sweep(2 * day);
+    expect(a.keyCount).toBe(0);
+    const fresh = [check(1, 1000, 'j')];
+    const granted = a.reserve(fresh, 2 * day);
+    expect(granted.granted).toBe(true);
+    // markSent through the old check moves the call in the live log, not in the dropped one.
+    if (granted.granted) await a.markSent(granted.id, kept, 2 * day + 300);
+    expect(a.reserve(kept, 2 * day + 1)).toMatchObject({ granted: false, retryAt: 2 * day + 1300 });
+    expect(a.reserve(fresh, 2 * day + 1100)).toMatchObject({ granted: false, retryAt: 2 * day + 1300 });
+    expect(a.keyCount).toBe(1);
+  });
+
   it('takes no slot in any limit when one limit refuses', () => {
     const ledger = new MemoryLedger();
     expect(ledger.reserve([check(1, 1000, 'shared')], 0).granted).toBe(true);
