@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { writeHeapSnapshot } from 'node:v8';
 import { Worker } from 'node:worker_threads';
+import { preciseNow } from '../../src/actors/services.ts';
 
-/** Wall-clock milliseconds with sub-millisecond precision (the clock Prism's ledger uses). */
-export const now = (): number => performance.timeOrigin + performance.now();
+/** Wall-clock milliseconds with sub-millisecond precision: Prism's own clock (src/actors/services.ts). */
+export const now = preciseNow;
 
 export interface Workload {
   /** Keys, each limited to `limit` call per `windowMs`. */

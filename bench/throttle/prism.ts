@@ -125,7 +125,7 @@ function keyJobs(index: number): KeyJobs {
   };
 }
 
-function newWork(index: number, shared: KeyJobs): Work {
+function newWork(index: number, shared: KeyJobs, at: number): Work {
   return {
     job: shared.job,
     key: shared.key,
@@ -136,7 +136,7 @@ function newWork(index: number, shared: KeyJobs): Work {
     page: 0,
     request: shared.job.request,
     objects: [],
-    startedAt: now(),
+    startedAt: at,
     throttled: 0,
     reservation: undefined,
     reservedAt: undefined,
@@ -183,9 +183,8 @@ const supervisor = spawnSupervisor(system, 'throttles', (error) => {
 });
 type CallMessage = Extract<PoolMessage, { type: 'call' }>;
 
-/** The call leaves now: what collect-page does when undici writes the request, then the reply. */
-function send({ work, replyTo }: CallMessage): void {
-  const at = now();
+/** The call leaves at `at` (now): what collect-page does when undici writes the request, then the reply. */
+function send({ work, replyTo }: CallMessage, at: number): void {
   // The slot counts from the real send time (markSent, as in collect-page's onSend).
   if (work.reservation !== undefined && at > (work.reservedAt ?? at))
     void services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
@@ -194,7 +193,7 @@ function send({ work, replyTo }: CallMessage): void {
   void benchMessage.ack();
   // The key's next job goes straight to its throttle (in a node the router parses it first).
   if (refill)
-    tell(replyTo, new EnqueueMessage(newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!)));
+    tell(replyTo, new EnqueueMessage(newWork(benchMessage.keyIndex, shared[benchMessage.keyIndex]!, at)));
   tell(replyTo, CALL_ENDED);
 }
 
@@ -211,7 +210,7 @@ async function retakeThenSend(message: CallMessage, reservation: number): Promis
   }
   work.reservation = slot.id;
   work.reservedAt = slot.at;
-  send(message);
+  send(message, at);
 }
 
 const pool = spawnActor<undefined, PoolMessage>(system, {
@@ -220,13 +219,14 @@ const pool = spawnActor<undefined, PoolMessage>(system, {
   receive: (state, message) => {
     if (message.type !== 'call') return state;
     const { work } = message;
+    const at = now();
     if (
       work.reservation !== undefined &&
       work.reservedAt !== undefined &&
-      now() - work.reservedAt > marginMs / 2
+      at - work.reservedAt > marginMs / 2
     )
       return retakeThenSend(message, work.reservation).then(() => state);
-    send(message);
+    send(message, at);
     return state;
   },
   supervision: {
@@ -251,7 +251,8 @@ function arrive(index: number, jobs: number): void {
   if (refill) shared[index] = keyShared;
   recorder.arrive(index, now());
   const works: Work[] = [];
-  for (let i = 0; i < jobs; i++) works.push(newWork(index, keyShared));
+  const at = now();
+  for (let i = 0; i < jobs; i++) works.push(newWork(index, keyShared, at));
   tell(router, { type: 'reroute', works });
 }
 

@@ -174,6 +174,9 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
    */
   const pump = (state: KeyThrottle, self: ThrottleRef): Promise<void> | undefined => {
     const parked = state.parkedJobs;
+    // One look at the clock per pump: the loop takes microseconds, and a slot counts from when
+    // its call really leaves (markSent), so a slightly early `now` costs no accuracy.
+    const now = services.now();
     while (parked !== undefined && parked.length > 0 && state.inFlight < state.concurrency) {
       const head = parked.peekFront() as Work;
       if (head.message.settled) {
@@ -181,7 +184,6 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
         parked.shift();
         continue;
       }
-      const now = services.now();
       const pause = pausedScope(state, head, now);
       if (pause !== undefined) {
         if (waitUntil(state, self, now, pause.until, `paused: ${pause.reason}`, head, pause.key, true))
@@ -227,7 +229,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       state.notBefore = 0;
       state.notBeforeChecks = undefined;
       state.notBeforeWhy = undefined;
-      state.idleSince = services.now();
+      state.idleSince = now;
       wakeAt(state, self, state.idleSince + config.node.passivateAfter);
     }
     return undefined;
@@ -426,17 +428,19 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       case 'call-ended':
         state.inFlight--;
         break;
-      case 'wake':
-        if (services.now() >= state.wakeAt) state.wakeAt = Number.POSITIVE_INFINITY;
+      case 'wake': {
+        const now = services.now();
+        if (now >= state.wakeAt) state.wakeAt = Number.POSITIVE_INFINITY;
         if (
           state.parked === 0 &&
           state.inFlight === 0 &&
-          services.now() - state.idleSince >= config.node.passivateAfter
+          now - state.idleSince >= config.node.passivateAfter
         ) {
           tell(deps.router, { type: 'throttle-idle', key: state.key, ref: self, received: state.received });
           return state;
         }
         break;
+      }
       case 'retire':
         stopActor(self);
         return state;

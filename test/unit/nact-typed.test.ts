@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import nact from 'nact';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   defineActor,
@@ -174,5 +176,43 @@ describe('actors (nact through nact-typed)', () => {
     await until(() => states[0]!.got === 11);
     await new Promise((r) => setTimeout(r, 10));
     expect(states[1]!.got).toBe(10);
+  });
+  it('actors of a kind are whole nact actors: found by path, reset, named once, stopped', async () => {
+    system = startActorSystem('t-lean');
+    const supervisor = spawnSupervisor(system, 'kids', () => {});
+    const stopped: Array<{ id: number; got: number }> = [];
+    const spawn = defineActor<{ id: number; got: number }, 'hit' | 'crash'>({
+      receive: (state, message) => {
+        if (message === 'crash') throw new Error('crash');
+        return { ...state, got: state.got + 1 };
+      },
+      supervision: { ...quietSupervision<{ id: number; got: number }, 'hit' | 'crash'>(), restart: 'reset' },
+      afterStop: (state) => stopped.push(state),
+    });
+    const refs = [0, 1].map((id) => spawn(supervisor, `kid-${id}`, () => ({ id, got: 0 })));
+    expect(() => spawn(supervisor, 'kid-0', () => ({ id: 9, got: 0 }))).toThrow(/already exists/);
+    // nact's own lookup walks the reference's path from the system: it reaches the same actor.
+    const require = createRequire(import.meta.url);
+    const systemMap = require('nact/lib/system-map.js') as { find(name: string, ref: object): unknown };
+    const ref0 = refs[0] as unknown as { system: { name: string }; path: { parts: string[] } };
+    expect(ref0.path.parts).toEqual(['kids', 'kid-0']);
+    expect(systemMap.find(ref0.system.name, ref0)).toBeDefined();
+    (nact.dispatch as (ref: unknown, message: unknown) => void)(refs[0], 'hit');
+    tell(refs[0]!, 'hit');
+    tell(refs[1]!, 'hit');
+    tell(refs[1]!, 'crash');
+    tell(refs[1]!, 'hit');
+    await new Promise((r) => setTimeout(r, 30));
+    // (nact 7.6.2 stops no grandchildren when a system stops: its lookup of a concrete child
+    // fails, so the node stops its throttle actors one by one, as here.)
+    for (const ref of refs) stopActor(ref);
+    await until(() => stopped.length === 2);
+    // kid-0 got both hits (by path and by link); kid-1's crash reset its state, then one more hit.
+    expect(stopped.sort((a, b) => a.id - b.id)).toEqual([
+      { id: 0, got: 2 },
+      { id: 1, got: 1 },
+    ]);
+    tell(refs[0]!, 'hit');
+    expect(systemMap.find(ref0.system.name, ref0)).toBeUndefined();
   });
 });
