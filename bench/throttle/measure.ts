@@ -3,7 +3,7 @@
  * dispatch times into lateness, violations and "still waiting" figures. Nothing here trusts the
  * limiter under test: every figure comes from the dispatch times the stand-in API sees.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { writeHeapSnapshot } from 'node:v8';
 import { Worker } from 'node:worker_threads';
@@ -165,7 +165,13 @@ export class Recorder {
   private readonly marginMs: number;
   private readonly steadyAfterMs: number;
   /** THROTTLE_BENCH_PER_SECOND=1: calls, calls later than 5 ms and the max, per second, on stderr. */
-  private readonly perSecond: { calls: number; over5: number; max: number }[] | undefined;
+  private readonly perSecond: Bin[] | undefined;
+  /**
+   * THROTTLE_BENCH_BINS=<file>: the same per 10 ms, written to the file as JSON at the end. It shows
+   * how the keys' calls spread over each second (are they bunched, and where are the late ones).
+   */
+  private readonly bins: Bin[] | undefined;
+  private readonly binsFile = process.env.THROTTLE_BENCH_BINS;
 
   constructor(keys: number, windowMs: number, marginMs: number, steadyAfterMs: number) {
     this.windowMs = windowMs;
@@ -174,6 +180,7 @@ export class Recorder {
     this.arrival = new Float64Array(keys).fill(Number.NaN);
     this.last = new Float64Array(keys).fill(Number.NaN);
     this.perSecond = process.env.THROTTLE_BENCH_PER_SECOND ? [] : undefined;
+    this.bins = this.binsFile ? [] : undefined;
   }
 
   /** The window opens (the first key is about to arrive); dispatches after `endAt` do not count. */
@@ -207,6 +214,7 @@ export class Recorder {
     this.latenessAfterMargin.record(lateAfterMargin);
     const elapsed = at - this.startAt;
     if (elapsed >= this.steadyAfterMs) this.steady.record(lateAfterMargin);
+    if (this.bins !== undefined) countIn(this.bins, Math.floor(elapsed / 10), lateAfterMargin);
     if (this.perSecond !== undefined) {
       const second = (this.perSecond[Math.floor(elapsed / 1_000)] ??= { calls: 0, over5: 0, max: 0 });
       second.calls++;
@@ -218,6 +226,7 @@ export class Recorder {
   /** At the end of the window: keys whose next call was due more than 100 ms before it. */
   close(): { overdueKeys: number; maxOverdueMs: number } {
     const at = this.endAt;
+    if (this.binsFile) writeFileSync(this.binsFile, JSON.stringify({ binMs: 10, bins: this.bins }));
     this.perSecond?.forEach((s, i) =>
       console.error(`second ${i}: ${s.calls} calls, ${s.over5} later than 5 ms, max ${s.max.toFixed(1)} ms`),
     );
@@ -234,6 +243,19 @@ export class Recorder {
     }
     return { overdueKeys, maxOverdueMs };
   }
+}
+
+interface Bin {
+  calls: number;
+  over5: number;
+  max: number;
+}
+
+function countIn(bins: Bin[], index: number, late: number): void {
+  const bin = (bins[index] ??= { calls: 0, over5: 0, max: 0 });
+  bin.calls++;
+  if (late > 5) bin.over5++;
+  if (late > bin.max) bin.max = late;
 }
 
 /**
