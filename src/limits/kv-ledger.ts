@@ -139,7 +139,7 @@ export class KvLedger implements RateLedger {
       }
       this.conflicts++;
       // All or nothing: take back the slots already written, then decide again on fresh state.
-      for (const i of written) await this.removeCall(checks[i] as LimitCheck, id);
+      for (const i of written) await this.removeCall(checks[i] as LimitCheck, id, now);
     }
     throw new Error(`ledger: too many conflicts reserving ${checks.map((c) => c.key).join(', ')}`);
   }
@@ -176,15 +176,16 @@ export class KvLedger implements RateLedger {
   }
 
   async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+    const reservedAt = this.reservedAt.get(id);
     this.reservedAt.delete(id);
     // Not atomic across the two steps: a node that takes the room in between only makes this
     // call wait for the next slot, which is what it would have to do anyway.
-    for (const check of checks) await this.removeCall(check, id);
+    for (const check of checks) await this.removeCall(check, id, reservedAt);
     return this.reserve(checks, now);
   }
 
   async release(id: number, checks: readonly LimitCheck[]): Promise<void> {
-    for (const check of checks) if (check.kind === 'concurrent') await this.removeCall(check, id);
+    for (const check of checks) if (check.kind === 'concurrent') await this.removeCall(check, id, undefined);
   }
 
   async pause(key: string, until: number, reason: string): Promise<void> {
@@ -328,10 +329,19 @@ export class KvLedger implements RateLedger {
     });
   }
 
-  private async removeCall(check: LimitCheck, id: number): Promise<void> {
+  /**
+   * Takes call `id` out of the limit. A day's count does not know its calls: a call comes off it
+   * only when it was counted in that same UTC day (`countedAt`, when its slot was granted), so a
+   * retake just after midnight does not take yesterday's call off today's count. When that time
+   * is not known the count stays as it is: too high a count refuses a call, too low lets one by.
+   */
+  private async removeCall(check: LimitCheck, id: number, countedAt: number | undefined): Promise<void> {
     await this.modify(check.key, (value) => {
       if (value === undefined) return undefined;
-      if ('d' in value) return { d: value.d, n: Math.max(0, value.n - check.weight) };
+      if ('d' in value) {
+        if (countedAt === undefined || utcDayStart(countedAt) !== value.d) return undefined;
+        return { d: value.d, n: Math.max(0, value.n - check.weight) };
+      }
       if ('c' in value) {
         const rest = withoutLease({ ids: value.c, until: value.u }, id);
         return rest === undefined ? undefined : capValue(rest, waitersOf(value));

@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../src/bus/nats-connection.ts';
 import { KvLedger, kvKey } from '../../src/limits/kv-ledger.ts';
 import type { LimitCheck } from '../../src/limits/ledger.ts';
+import { nextUtcMidnight } from '../../src/limits/window-log.ts';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
 
 const rolling = (key: string, limit: number, windowMs: number, weight = 1): LimitCheck => ({
@@ -97,6 +98,26 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
       granted: false,
       retryAt: now + 1_300,
     });
+  });
+
+  it('a retake just after midnight takes its call off the day it was counted in, not the new one', async () => {
+    const day: LimitCheck = {
+      key: 'daily/midnight',
+      limit: 2,
+      windowMs: 86_400_000,
+      kind: 'utc-day',
+      weight: 1,
+    };
+    // The ledger decides at the time it is given: any midnight will do.
+    const midnight = nextUtcMidnight(Date.now());
+    const late = await ledgers[0]!.reserve([day], midnight - 500);
+    if (!late.granted) throw new Error('expected a slot before midnight');
+    // After midnight another node's call opens the new day's count.
+    expect((await ledgers[1]!.reserve([day], midnight + 100)).granted).toBe(true);
+    // The call from before midnight has not left yet: it takes its slot again, in the new day.
+    expect((await ledgers[0]!.retake(late.id, [day], midnight + 200)).granted).toBe(true);
+    // Two calls leave in the new day: its quota of 2 is spent.
+    expect(await ledgers[2]!.reserve([day], midnight + 300)).toMatchObject({ granted: false });
   });
 
   it('retakes a lapsed slot across nodes: refused while another node holds the room', async () => {
