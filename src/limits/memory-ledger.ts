@@ -66,13 +66,10 @@ export class MemoryLedger implements RateLedger {
 
   /**
    * The log of a window check, found through the check's memo when this ledger wrote it there
-   * (the throttle actor hands the same check objects for a key's calls), else through the map.
-   * A log the sweep dropped is never used again: its key gets a new one in the map.
+   * (the router hands a key's jobs the same check objects), else through the map.
    */
   private logOf(check: LimitCheck): LedgerLog {
-    const memo = check.ledgerMemo as LedgerLog | undefined;
-    if (memo !== undefined && memo.owner === this && !memo.dropped) return memo;
-    let log = this.logs.get(check.key);
+    let log = this.existingLogOf(check);
     if (log === undefined) {
       log = new LedgerLog(this);
       this.logs.set(check.key, log);
@@ -84,6 +81,7 @@ export class MemoryLedger implements RateLedger {
   /** The log of a window check if it has one (nothing is created). */
   private existingLogOf(check: LimitCheck): LedgerLog | undefined {
     const memo = check.ledgerMemo as LedgerLog | undefined;
+    // Another ledger's memo is not ours; a log the sweep dropped is never used again.
     if (memo !== undefined && memo.owner === this && !memo.dropped) return memo;
     return this.logs.get(check.key);
   }
