@@ -167,7 +167,7 @@ function becomeIdle(actor: NactActor): void {
  */
 function runMailbox(actor: NactActor, message: unknown, budgetMs: number): void {
   let start = Number.NaN;
-  let handled = 0;
+  let taken = 0;
   for (;;) {
     let next: unknown;
     try {
@@ -194,8 +194,8 @@ function runMailbox(actor: NactActor, message: unknown, budgetMs: number): void 
       return;
     }
     message = actor.mailbox.shift();
-    if (++handled === 1) start = clock.now();
-    else if (handled % CLOCK_EVERY === 0 && clock.now() - start >= budgetMs) {
+    if (++taken === 1) start = clock.now();
+    else if (taken % CLOCK_EVERY === 0 && clock.now() - start >= budgetMs) {
       // Let other actors and I/O have their turn; the rest of the mailbox comes next turn.
       runLater(actor, message);
       return;
