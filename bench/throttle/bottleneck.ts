@@ -10,6 +10,7 @@ import Bottleneck from 'bottleneck';
 import { finish, idleMemory, now, readWorkload, Recorder, timedRun, until } from './measure.ts';
 
 const { mode, workload } = readWorkload(process.argv.slice(2));
+if (mode === 'cold') throw new Error('--mode cold measures Prism only (bench/throttle/prism.ts)');
 // Group's `timeout` (default 5 min) deletes a limiter that long after its next call was allowed:
 // bottleneck's passivation. The passivated mode measures an idle key after that; its cleanup
 // pass waits a timer tick per limiter, so at 100,000 keys it takes minutes.

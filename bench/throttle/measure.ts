@@ -447,7 +447,7 @@ export async function until(done: () => boolean, timeoutMs: number, what: string
 }
 
 /** Reads `--name value` flags of a child process (the parent passes them). */
-export type Mode = 'run' | 'idle' | 'passivated';
+export type Mode = 'run' | 'idle' | 'passivated' | 'cold';
 
 export function readWorkload(argv: readonly string[]): { mode: Mode; workload: Workload } {
   const flags = new Map<string, string>();
@@ -460,7 +460,8 @@ export function readWorkload(argv: readonly string[]): { mode: Mode; workload: W
     return n;
   };
   const mode = flags.get('mode') ?? 'run';
-  if (mode !== 'run' && mode !== 'idle' && mode !== 'passivated') throw new Error(`unknown --mode ${mode}`);
+  if (mode !== 'run' && mode !== 'idle' && mode !== 'passivated' && mode !== 'cold')
+    throw new Error(`unknown --mode ${mode}`);
   return {
     mode,
     workload: {

@@ -9,7 +9,7 @@
  *
  * Keys arrive through the real router (spawnRouter), which spawns each key's throttle on demand.
  *
- *   node --expose-gc bench/throttle/prism.ts --mode run|idle|passivated --keys N --duration-ms MS
+ *   node --expose-gc bench/throttle/prism.ts --mode run|idle|passivated|cold --keys N --duration-ms MS
  *        [--margin-ms MS]
  */
 import pino from 'pino';
@@ -262,8 +262,36 @@ function shutDown(): void {
   stopActorSystem(system);
 }
 
+/**
+ * --mode cold: what a new key costs the node. Hands every key (with its jobs) to the router in one
+ * loop, as a node that starts against a deep backlog gets them, and waits for every key's first
+ * call: wall time and CPU per key, on stdout. Not one of the reported runs; for comparing changes.
+ */
+async function coldStart(keys: number): Promise<void> {
+  const cpuBefore = process.cpuUsage();
+  const start = now();
+  for (let index = 0; index < keys; index++) arrive(index, workload.backlog);
+  const handedOver = now();
+  await until(() => recorder.calls >= keys, 300_000, 'every key to make its first call');
+  const done = now();
+  const cpu = process.cpuUsage(cpuBefore);
+  console.log(
+    JSON.stringify({
+      keys,
+      handOverMs: Math.round(handedOver - start),
+      firstCallsMs: Math.round(done - start),
+      wallPerKeyUs: Number((((done - start) * 1_000) / keys).toFixed(2)),
+      cpuPerKeyUs: Number(((cpu.user + cpu.system) / keys).toFixed(2)),
+    }),
+  );
+  shutDown();
+  process.exit(0);
+}
+
 const settings = `limit 1/${workload.windowMs}ms per key, limitMargin ${marginMs} ms, passivateAfter ${config.node.passivateAfter / 1000} s`;
-if (mode === 'run') {
+if (mode === 'cold') {
+  await coldStart(workload.keys);
+} else if (mode === 'run') {
   const result = await timedRun(workload, recorder, (index) => arrive(index, workload.backlog), {
     contender: marginMs === 25 ? 'prism' : `prism (limitMargin ${marginMs} ms)`,
     settings,
