@@ -5,7 +5,6 @@ import { parseJob, type Job } from '../messages/job.ts';
 import type { RouterMessage } from '../messages/router-messages.ts';
 import { throttleKey } from '../messages/subject.ts';
 import type { Work } from '../messages/work.ts';
-import type { LimitCheck } from '../limits/ledger.ts';
 import type { JobMessage } from '../bus/job-message.ts';
 import { spawnActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
 import type { ThrottleRef } from './refs.ts';
@@ -18,20 +17,7 @@ import type { NodeServices } from './services.ts';
  * routing costs the same at 100,000 keys as at ten.
  */
 interface RouterState {
-  throttles: Map<string, ThrottleEntry>;
-}
-
-/**
- * A key's throttle actor, and what every job of the key shares: its limit checks and pause keys
- * depend only on the key (source, api, account and lane, see laneOf), so they are worked out for
- * the key's first job and handed to the rest. The ledger then finds a key's window through the
- * same check objects (LimitCheck.ledgerMemo) instead of a map of every key.
- */
-interface ThrottleEntry {
-  ref: ThrottleRef;
-  sent: number;
-  checks: LimitCheck[];
-  pauseKeys: string[];
+  throttles: Map<string, { ref: ThrottleRef; sent: number }>;
 }
 
 export interface RouterDeps {
@@ -46,8 +32,7 @@ export function spawnRouter(parent: ParentRef, deps: RouterDeps) {
   const route = (state: RouterState, work: Work): void => {
     let entry = state.throttles.get(work.key);
     if (entry === undefined) {
-      const ref = deps.spawnThrottle(work.key, work.job);
-      entry = { ref, sent: 0, checks: work.checks, pauseKeys: work.pauseKeys };
+      entry = { ref: deps.spawnThrottle(work.key, work.job), sent: 0 };
       state.throttles.set(work.key, entry);
     }
     entry.sent++;
@@ -58,7 +43,7 @@ export function spawnRouter(parent: ParentRef, deps: RouterDeps) {
     switch (message.type) {
       case 'job': {
         services.stats.jobsReceived++;
-        const work = await toWork(message.message, config, services, state.throttles);
+        const work = await toWork(message.message, config, services);
         if (work !== undefined) route(state, work);
         break;
       }
@@ -109,7 +94,6 @@ async function toWork(
   message: JobMessage,
   config: PrismConfig,
   services: NodeServices,
-  known: ReadonlyMap<string, ThrottleEntry>,
 ): Promise<Work | undefined> {
   const parsed = parseJob({ subject: message.subject, data: message.data, msgId: message.msgId }, config);
   if (!parsed.ok) {
@@ -140,27 +124,18 @@ async function toWork(
     );
     return undefined;
   }
-  const key = throttleKey(job) + laneOf(source, job.meta);
-  const entry = known.get(key);
-  let checks: LimitCheck[];
-  let pauseKeys: string[];
-  if (entry !== undefined) {
-    ({ checks, pauseKeys } = entry);
-  } else {
-    const vars = { ...job, node: services.nodeName };
-    const resolved = limitChecksFor(source, api, vars);
-    if (!resolved.ok) {
-      await deadLetter(
-        message,
-        job,
-        { id: job.id, kind: 'invalid', reason: resolved.reason, attempts: 0 },
-        services,
-      );
-      return undefined;
-    }
-    checks = resolved.checks;
-    pauseKeys = pauseKeysFor(source, vars);
+  const vars = { ...job, node: services.nodeName };
+  const checks = limitChecksFor(source, api, vars);
+  if (!checks.ok) {
+    await deadLetter(
+      message,
+      job,
+      { id: job.id, kind: 'invalid', reason: checks.reason, attempts: 0 },
+      services,
+    );
+    return undefined;
   }
+  const pauseKeys = pauseKeysFor(source, vars);
   // A first delivery is the first attempt; only a redelivery needs the attempt log.
   const attempt =
     message.deliveryCount <= 1 ? 1 : (await services.attempts.failures(job.id).catch(() => 0)) + 1;
@@ -169,9 +144,9 @@ async function toWork(
     message.deliveryCount > 1 ? await services.checkpoints.load(job.id).catch(() => undefined) : undefined;
   return {
     job,
-    key,
+    key: throttleKey(job) + laneOf(source, job.meta),
     message,
-    checks,
+    checks: checks.checks,
     pauseKeys,
     attempt,
     page: checkpoint?.page ?? 0,
