@@ -49,6 +49,13 @@ export class KeyThrottle implements KeyStatus {
    */
   notBefore = 0;
   notBeforeChecks: readonly LimitCheck[] | undefined = undefined;
+  /**
+   * The check objects the key's parked jobs share. The router works out each job's checks anew,
+   * equal but not the same objects; a job that arrives with equal checks takes these, so the
+   * ledger finds the key's windows through them (LimitCheck.ledgerMemo) rather than a map of
+   * every key. Dropped when the key goes idle, like the rest of its last job.
+   */
+  keyChecks: LimitCheck[] | undefined = undefined;
   notBeforeWhy: WaitReason = undefined;
   idleSince: number;
   /** Jobs received from the router (it compares before letting this actor stop). */
@@ -229,6 +236,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       state.notBefore = 0;
       state.notBeforeChecks = undefined;
       state.notBeforeWhy = undefined;
+      state.keyChecks = undefined;
       state.idleSince = now;
       wakeAt(state, self, state.idleSince + config.node.passivateAfter);
     }
@@ -384,6 +392,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
           stats.jobsSpilled++;
           return state;
         }
+        shareChecks(state, message.work);
         state.park(message.work, false);
         break;
       }
@@ -492,6 +501,13 @@ const afterPump = (
   state: KeyThrottle,
   pumped: Promise<void> | undefined,
 ): KeyThrottle | Promise<KeyThrottle> => (pumped === undefined ? state : pumped.then(() => state));
+
+/** Gives `work` the key's shared check objects when its own are equal to them (see keyChecks). */
+function shareChecks(state: KeyThrottle, work: Work): void {
+  const shared = state.keyChecks;
+  if (shared === undefined) state.keyChecks = work.checks;
+  else if (work.checks !== shared && sameChecks(work.checks, shared)) work.checks = shared;
+}
 
 /** Whether two lists of checks are the same limits with the same weights (usually one list). */
 function sameChecks(a: readonly LimitCheck[], b: readonly LimitCheck[] | undefined): boolean {

@@ -66,7 +66,7 @@ export class MemoryLedger implements RateLedger {
 
   /**
    * The log of a window check, found through the check's memo when this ledger wrote it there
-   * (the router hands a key's jobs the same check objects), else through the map.
+   * (a throttle actor gives its parked jobs the same check objects), else through the map.
    */
   private logOf(check: LimitCheck): LedgerLog {
     let log = this.existingLogOf(check);

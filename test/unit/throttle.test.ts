@@ -196,6 +196,28 @@ describe('throttle actor', () => {
     expect(status.pausedUntil).toBeUndefined();
   });
 
+  it("a key's jobs share one set of equal check objects, so the ledger finds its window through them", async () => {
+    const { ref, sent, status, ledger } = setUp();
+    // As the router makes them: equal checks, new objects for every job.
+    const works = [0, 1, 2].map(() => ({
+      ...newWork(),
+      checks: checks.map((check) => ({ ...check, ledgerMemo: undefined })),
+    }));
+    for (const work of works) tell(ref, { type: 'enqueue', work });
+    await until(() => sent.length === 1 && status.parked === 2);
+    expect(works[1]!.checks).toBe(works[0]!.checks);
+    expect(works[2]!.checks).toBe(works[0]!.checks);
+    // The ledger remembered the key's window on the shared check: no map lookup on later calls.
+    expect(works[0]!.checks[0]!.ledgerMemo).toBeDefined();
+    expect(works[0]!.checks[0]!.ledgerMemo).toBe(works[2]!.checks[0]!.ledgerMemo);
+    // A job with other limits keeps its own.
+    const other = { ...newWork(), checks: [{ ...checks[0]!, limit: 2, ledgerMemo: undefined }] };
+    tell(ref, { type: 'enqueue', work: other });
+    await until(() => status.parked === 3);
+    expect(other.checks).not.toBe(works[0]!.checks);
+    expect(ledger.keyCount).toBe(1);
+  });
+
   it('an idle key keeps no deque and no checks of its last job', async () => {
     const { ref, status, sent } = setUp();
     tell(ref, { type: 'enqueue', work: newWork() });
@@ -204,6 +226,7 @@ describe('throttle actor', () => {
     await until(() => status.inFlight === 0 && status.parked === 0);
     expect(status.parkedJobs).toBeUndefined();
     expect(status.notBeforeChecks).toBeUndefined();
+    expect(status.keyChecks).toBeUndefined();
     expect(status.waitReason).toBeUndefined();
   });
 
