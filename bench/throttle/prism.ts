@@ -29,7 +29,7 @@ import { ThrottleRegistry } from '../../src/actors/throttle-registry.ts';
 import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
-import type { LimitCheck } from '../../src/limits/ledger.ts';
+import type { LimitCheck, Reservation } from '../../src/limits/ledger.ts';
 import { limitChecksFor, pauseKeysFor } from '../../src/limits/limit-keys.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
 import type { Job } from '../../src/messages/job.ts';
@@ -198,10 +198,16 @@ function send({ work, replyTo }: CallMessage, at: number): void {
 }
 
 /** collect-page's retakeLateSlot: a slot taken more than half the margin ago is taken again now. */
-async function retakeThenSend(message: CallMessage, reservation: number): Promise<void> {
-  const { work, replyTo } = message;
+function retakeThenSend(message: CallMessage, reservation: number): void | Promise<void> {
+  const { work } = message;
   const at = now();
-  const slot = await services.ledger.retake(reservation, work.reservedChecks ?? work.checks, at);
+  const slot = services.ledger.retake(reservation, work.reservedChecks ?? work.checks, at);
+  if (slot instanceof Promise) return slot.then((answer) => sendRetaken(message, answer, at));
+  sendRetaken(message, slot, at);
+}
+
+function sendRetaken(message: CallMessage, slot: Reservation, at: number): void {
+  const { work, replyTo } = message;
   if (!slot.granted) {
     work.reservation = undefined;
     stats.lapsedSlots++;
@@ -224,8 +230,10 @@ const pool = spawnActor<undefined, PoolMessage>(system, {
       work.reservation !== undefined &&
       work.reservedAt !== undefined &&
       at - work.reservedAt > marginMs / 2
-    )
-      return retakeThenSend(message, work.reservation).then(() => state);
+    ) {
+      const retaken = retakeThenSend(message, work.reservation);
+      return retaken === undefined ? state : retaken.then(() => state);
+    }
     send(message, at);
     return state;
   },

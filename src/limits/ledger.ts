@@ -78,8 +78,9 @@ export interface RateLedger {
    * waited for a free collector). Its slot may have left the window meanwhile and another call,
    * from this node or another, taken the room: so the old slot is given back and a new one taken
    * at `now`, or refused with when to try again. `markSent` only protects calls made after it.
+   * Like `reserve`, a ledger in memory answers at once.
    */
-  retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation>;
+  retake(id: number, checks: readonly LimitCheck[], now: number): Reservation | Promise<Reservation>;
   /**
    * The call reserved as `id` ended (answered, failed, or never sent): its places in
    * concurrency caps are free again. A place whose call is never released (its node died) lapses

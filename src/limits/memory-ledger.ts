@@ -95,6 +95,10 @@ export class MemoryLedger implements RateLedger {
   }
 
   async release(id: number, checks: readonly LimitCheck[]): Promise<void> {
+    this.releaseNow(id, checks);
+  }
+
+  private releaseNow(id: number, checks: readonly LimitCheck[]): void {
     for (const check of checks) {
       if (check.kind !== 'concurrent') continue;
       const rest = withoutLease(this.leases.get(check.key), id);
@@ -116,9 +120,10 @@ export class MemoryLedger implements RateLedger {
       if (check.kind !== 'concurrent') this.existingLogOf(check)?.moveLater(id, sentAt);
   }
 
-  async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
+  /** Answers at once, as `reserve` does: a call that waited for the pool costs it no promise. */
+  retake(id: number, checks: readonly LimitCheck[], now: number): Reservation {
     for (const check of checks) if (check.kind !== 'concurrent') this.existingLogOf(check)?.remove(id);
-    await this.release(id, checks);
+    this.releaseNow(id, checks);
     return this.reserve(checks, now);
   }
 
