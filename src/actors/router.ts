@@ -39,13 +39,22 @@ export function spawnRouter(parent: ParentRef, deps: RouterDeps) {
     tell(entry.ref, new EnqueueMessage(work));
   };
 
-  const receive = async (state: RouterState, message: RouterMessage, _ctx: ActorContext<RouterMessage>) => {
+  /**
+   * Only a job message needs a promise (parsing may dead-letter it or read its attempt log):
+   * the rest are handled at once, so routing a key's jobs costs no promise per message.
+   */
+  const receive = (
+    state: RouterState,
+    message: RouterMessage,
+    _ctx: ActorContext<RouterMessage>,
+  ): RouterState | Promise<RouterState> => {
     switch (message.type) {
       case 'job': {
         services.stats.jobsReceived++;
-        const work = await toWork(message.message, config, services);
-        if (work !== undefined) route(state, work);
-        break;
+        return toWork(message.message, config, services).then((work) => {
+          if (work !== undefined) route(state, work);
+          return state;
+        });
       }
       case 'reroute':
         for (const work of message.works) route(state, work);
