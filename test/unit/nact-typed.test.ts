@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   defineActor,
   MAILBOX_SLICE_MS,
+  TURN_MS,
   spawnActor,
   spawnSupervisor,
   startActorSystem,
@@ -93,6 +94,61 @@ describe('actors (nact through nact-typed)', () => {
     expect(handled).toBeLessThan(100_000);
     expect(firedAfter).toBeLessThan(MAILBOX_SLICE_MS * 20);
     stopActor(ref);
+  });
+
+  it('mail sent while a turn runs is handled in that turn: a call reaches the next actor at once', async () => {
+    system = startActorSystem('t-chain');
+    const order: string[] = [];
+    const last = spawnActor<undefined, string>(system, {
+      name: 'last',
+      initialState: () => undefined,
+      receive: (state, message) => {
+        order.push(message);
+        return state;
+      },
+      supervision: quietSupervision(),
+    });
+    const first = spawnActor<undefined, string>(system, {
+      name: 'first',
+      initialState: () => undefined,
+      receive: (state, message) => {
+        // Asked before the tell: a turn that left `last` for the next turn would run this first.
+        setImmediate(() => order.push('next turn'));
+        tell(last, `${message} passed on`);
+        return state;
+      },
+      supervision: quietSupervision(),
+    });
+    tell(first, 'call');
+    await until(() => order.length === 2);
+    expect(order).toEqual(['call passed on', 'next turn']);
+  });
+
+  it('actors that keep sending each other mail still let timers run between turns', async () => {
+    system = startActorSystem('t-ping-pong');
+    let exchanged = 0;
+    let stop = false;
+    const refs: Array<ActorRef<number>> = [];
+    for (const name of ['ping', 'pong'])
+      refs.push(
+        spawnActor<undefined, number>(system, {
+          name,
+          initialState: () => undefined,
+          receive: (state, n) => {
+            exchanged++;
+            if (!stop) tell(refs[(n + 1) % 2] as ActorRef<number>, n + 1);
+            return state;
+          },
+          supervision: quietSupervision(),
+        }),
+      );
+    tell(refs[0] as ActorRef<number>, 0);
+    const timerAt = performance.now();
+    const firedAfter = await new Promise<number>((r) => setTimeout(() => r(performance.now() - timerAt), 0));
+    stop = true;
+    // Thousands of messages went back and forth in rounds of one turn, yet the timer fired.
+    expect(exchanged).toBeGreaterThan(100);
+    expect(firedAfter).toBeLessThan(TURN_MS * 20);
   });
 
   it('a crash mid-burst goes to supervision with its message; the rest of the mailbox is handled', async () => {
