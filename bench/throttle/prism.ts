@@ -30,7 +30,7 @@ import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import type { LimitCheck, Reservation } from '../../src/limits/ledger.ts';
-import { limitChecksFor, pauseKeysFor } from '../../src/limits/limit-keys.ts';
+import { limitChecksFor, pauseKeysFor, templateVars } from '../../src/limits/limit-keys.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
 import type { Job } from '../../src/messages/job.ts';
 import type { PoolMessage } from '../../src/messages/pool-messages.ts';
@@ -112,7 +112,7 @@ function keyJobs(index: number): KeyJobs {
     request: { method: 'GET', url: 'https://api.example.com/report', query: {}, headers: {}, body: null },
     meta: {},
   };
-  const vars = { ...job, node: 'bench' };
+  const vars = templateVars(job, 'bench');
   const checks = limitChecksFor(source, api, vars);
   if (!checks.ok) throw new Error(checks.reason);
   const pauseKeys = pauseKeysFor(source, vars);

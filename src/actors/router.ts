@@ -1,6 +1,6 @@
 import type { PrismConfig } from '../config/schema.ts';
 import { deadLetter } from '../collect/settle.ts';
-import { laneOf, limitChecksFor, pauseKeysFor } from '../limits/limit-keys.ts';
+import { laneOf, limitChecksFor, pauseKeysFor, templateVars } from '../limits/limit-keys.ts';
 import { parseJob, type Job } from '../messages/job.ts';
 import type { RouterMessage } from '../messages/router-messages.ts';
 import { throttleKey } from '../messages/subject.ts';
@@ -133,7 +133,7 @@ async function toWork(
     );
     return undefined;
   }
-  const vars = { ...job, node: services.nodeName };
+  const vars = templateVars(job, services.nodeName);
   const checks = limitChecksFor(source, api, vars);
   if (!checks.ok) {
     await deadLetter(

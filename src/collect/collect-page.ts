@@ -2,7 +2,7 @@ import type { NodeServices } from '../actors/services.ts';
 import { HttpFailure, type HttpRequest, type HttpResponse } from '../http/http-client.ts';
 import { tryParseJson } from '../limits/json-path.ts';
 import { holdsPlaces, paceMs } from '../limits/ledger.ts';
-import { resolveScope } from '../limits/limit-keys.ts';
+import { resolveScope, templateVars } from '../limits/limit-keys.ts';
 import { nextPage, pageUrl } from '../limits/pagination.ts';
 import { classifyResponse } from '../limits/signals.ts';
 import { usageAdvice } from '../limits/usage.ts';
@@ -102,7 +102,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   );
   switch (outcome.kind) {
     case 'throttled': {
-      const scope = resolveScope(outcome.scope, source, { ...job, node: services.nodeName }) ?? outcome.scope;
+      const scope = resolveScope(outcome.scope, source, templateVars(job, services.nodeName)) ?? outcome.scope;
       const throttled: PageOutcome = {
         kind: 'throttled',
         scope,

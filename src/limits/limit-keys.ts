@@ -1,6 +1,12 @@
 import type { ApiConfig, LimitConfig, SourceConfig } from '../config/schema.ts';
 import type { LimitCheck } from './ledger.ts';
+import { allIn, asciiTable } from '../messages/subject.ts';
 import { DEFAULT_SCOPE } from './signals.ts';
+
+/** What encodeURIComponent leaves as it is: most ids, which then cost no copy and no call. */
+export const URI_UNRESERVED = asciiTable("A-Za-z0-9_.!~*'()-");
+const encodePart = (value: string): string =>
+  allIn(value, URI_UNRESERVED) ? value : encodeURIComponent(value);
 
 export interface TemplateVars {
   source: string;
@@ -9,6 +15,15 @@ export interface TemplateVars {
   node: string;
   meta: Record<string, unknown>;
 }
+
+/**
+ * A job's template variables on `node`: five fields picked, not the job spread into a copy
+ * (the router fills them for every job; a spread of the whole job cost ~0.4 µs, bench/throttle).
+ */
+export const templateVars = (
+  job: { source: string; api: string; account: string; meta: Record<string, unknown> },
+  node: string,
+): TemplateVars => ({ source: job.source, api: job.api, account: job.account, node, meta: job.meta });
 
 /** A template cut into literal text and the variables between it, once per template. */
 type TemplatePart = string | { name: string; field: string | undefined };
@@ -45,8 +60,8 @@ export function resolveTemplate(template: string, vars: TemplateVars): string | 
     if (part.name === 'meta') {
       const value = part.field !== undefined ? vars.meta[part.field] : undefined;
       if (typeof value !== 'string' && typeof value !== 'number') return undefined;
-      key += encodeURIComponent(String(value));
-    } else key += encodeURIComponent(vars[part.name as 'source' | 'api' | 'account' | 'node']);
+      key += encodePart(String(value));
+    } else key += encodePart(vars[part.name as 'source' | 'api' | 'account' | 'node']);
   }
   return key;
 }
@@ -155,7 +170,7 @@ export function laneOf(source: SourceConfig, meta: Record<string, unknown>): str
   for (const field of fields) {
     const value = meta[field];
     if (typeof value === 'string' || typeof value === 'number')
-      lane += `/${field}=${encodeURIComponent(String(value))}`;
+      lane += `/${field}=${encodePart(String(value))}`;
   }
   return lane;
 }

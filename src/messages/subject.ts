@@ -5,11 +5,38 @@
  * reversible and plain ids stay readable.
  */
 const SAFE_TOKEN_CHAR = /[A-Za-z0-9_\-+=:@!$&'(),;~]/;
-const SAFE_TOKEN = /^[A-Za-z0-9_\-+=:@!$&'(),;~]*$/;
+/** The ASCII characters a token keeps as they are (1), by character code. */
+export const SAFE_TOKEN_CODES = asciiTable("A-Za-z0-9_+=:@!$&'(),;~-");
+
+/**
+ * An ASCII lookup table of the characters in `spec`: ranges are written `a-z`, so a `-` of its
+ * own goes last. Scanning a short id against it costs no more than a regular expression's test
+ * and, unlike the character-by-character path below, nothing per character.
+ */
+export function asciiTable(spec: string): Uint8Array {
+  const table = new Uint8Array(128);
+  for (let i = 0; i < spec.length; i++) {
+    const from = spec.charCodeAt(i);
+    if (spec[i + 1] === '-' && i + 2 < spec.length) {
+      for (let c = from; c <= spec.charCodeAt(i + 2); c++) table[c] = 1;
+      i += 2;
+    } else table[from] = 1;
+  }
+  return table;
+}
+
+/** Whether every character of `value` is ASCII and in `table`. */
+export function allIn(value: string, table: Uint8Array): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code >= 128 || table[code] === 0) return false;
+  }
+  return true;
+}
 
 export function encodeToken(value: string): string {
-  // Most ids need no encoding: one test, no copy (the router encodes three per job).
-  if (SAFE_TOKEN.test(value)) return value;
+  // Most ids need no encoding: one scan, no copy (the router encodes three per job).
+  if (allIn(value, SAFE_TOKEN_CODES)) return value;
   let out = '';
   for (const ch of value) {
     if (SAFE_TOKEN_CHAR.test(ch)) out += ch;

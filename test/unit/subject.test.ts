@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodeToken, encodeToken, jobSubject, parseJobSubject } from '../../src/messages/subject.ts';
+import {
+  allIn,
+  decodeToken,
+  encodeToken,
+  jobSubject,
+  parseJobSubject,
+  SAFE_TOKEN_CODES,
+} from '../../src/messages/subject.ts';
+import { URI_UNRESERVED } from '../../src/limits/limit-keys.ts';
 import { keySegment, pageObjectKey } from '../../src/messages/object-key.ts';
 
 describe('subject tokens', () => {
@@ -9,6 +17,18 @@ describe('subject tokens', () => {
     expect(encodeToken('123-456-7890')).toBe('123-456-7890');
     expect(encodeToken('com.example.app')).toBe('com%2Eexample%2Eapp');
     expect(encodeToken('a b*c>d%')).toBe('a%20b%2Ac%3Ed%25');
+  });
+
+  it('the no-copy fast paths keep exactly the characters their encodings leave alone', () => {
+    for (let code = 0; code < 128; code++) {
+      const ch = String.fromCharCode(code);
+      expect(allIn(ch, SAFE_TOKEN_CODES), `token ${JSON.stringify(ch)}`).toBe(
+        /[A-Za-z0-9_\-+=:@!$&'(),;~]/.test(ch),
+      );
+      expect(allIn(ch, URI_UNRESERVED), `uri ${JSON.stringify(ch)}`).toBe(encodeURIComponent(ch) === ch);
+    }
+    expect(allIn('123-456-7890', SAFE_TOKEN_CODES)).toBe(true);
+    expect(allIn('café', URI_UNRESERVED)).toBe(false);
   });
 
   it('round-trips any string and never yields a forbidden character (property)', () => {
