@@ -30,7 +30,7 @@ import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import type { LimitCheck, Reservation } from '../../src/limits/ledger.ts';
-import { limitChecksFor, pauseKeysFor, templateVars } from '../../src/limits/limit-keys.ts';
+import { limitChecksFor, templateVars } from '../../src/limits/limit-keys.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
 import type { Job } from '../../src/messages/job.ts';
 import type { PoolMessage } from '../../src/messages/pool-messages.ts';
@@ -99,7 +99,6 @@ interface KeyJobs {
   key: string;
   subject: string;
   checks: LimitCheck[];
-  pauseKeys: string[];
 }
 
 function keyJobs(index: number): KeyJobs {
@@ -115,13 +114,11 @@ function keyJobs(index: number): KeyJobs {
   const vars = templateVars(job, 'bench');
   const checks = limitChecksFor(source, api, vars);
   if (!checks.ok) throw new Error(checks.reason);
-  const pauseKeys = pauseKeysFor(source, vars);
   return {
     job,
     key: throttleKey(job),
     subject: `prism.jobs.bench.report.${account}`,
     checks: checks.checks,
-    pauseKeys,
   };
 }
 
@@ -131,7 +128,7 @@ function newWork(index: number, shared: KeyJobs, at: number): Work {
     key: shared.key,
     message: new BenchMessage(index, shared.subject),
     checks: shared.checks,
-    pauseKeys: shared.pauseKeys,
+    pauseKeys: undefined,
     attempt: 1,
     page: 0,
     request: shared.job.request,

@@ -1,6 +1,6 @@
 import type { PrismConfig } from '../config/schema.ts';
 import { deadLetter } from '../collect/settle.ts';
-import { laneOf, limitChecksFor, pauseKeysFor, templateVars } from '../limits/limit-keys.ts';
+import { laneOf, limitChecksFor, templateVars } from '../limits/limit-keys.ts';
 import { parseJob, type Job } from '../messages/job.ts';
 import type { RouterMessage } from '../messages/router-messages.ts';
 import { throttleKey } from '../messages/subject.ts';
@@ -144,7 +144,6 @@ async function toWork(
     );
     return undefined;
   }
-  const pauseKeys = pauseKeysFor(source, vars);
   // A first delivery is the first attempt; only a redelivery needs the attempt log.
   const attempt =
     message.deliveryCount <= 1 ? 1 : (await services.attempts.failures(job.id).catch(() => 0)) + 1;
@@ -156,7 +155,7 @@ async function toWork(
     key: throttleKey(job) + laneOf(source, job.meta),
     message,
     checks: checks.checks,
-    pauseKeys,
+    pauseKeys: undefined,
     attempt,
     page: checkpoint?.page ?? 0,
     // A page request is read, never changed in place: the first page's is the job's own.

@@ -6,6 +6,7 @@ import type { ThrottleMessage } from '../messages/throttle-messages.ts';
 import type { Work } from '../messages/work.ts';
 import { paceMs, slowdownCheck, type LimitCheck, type Reservation } from '../limits/ledger.ts';
 import { describeLimit } from '../limits/memory-ledger.ts';
+import { pauseKeysFor, templateVars } from '../limits/limit-keys.ts';
 import type { KeyStatus } from '../runtime/node-stats.ts';
 
 /**
@@ -169,6 +170,14 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
 
   const wakeUp = (self: ThrottleRef): void => tell(self, WAKE);
 
+  /** The job's pause scopes, resolved once, when a pause or slowdown first concerns it. */
+  const pauseKeysOf = (work: Work): string[] => {
+    if (work.pauseKeys !== undefined) return work.pauseKeys;
+    const source = config.sources[work.job.source];
+    return (work.pauseKeys =
+      source === undefined ? [] : pauseKeysFor(source, templateVars(work.job, services.nodeName)));
+  };
+
   const wakeAt = (state: KeyThrottle, self: ThrottleRef, at: number): void => {
     if (at >= state.wakeAt) return;
     state.wakeAt = at;
@@ -279,7 +288,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
     now: number,
   ): { key: string; until: number; reason: string } | undefined => {
     if (ledger.hasSignals)
-      for (const pauseKey of head.pauseKeys) {
+      for (const pauseKey of pauseKeysOf(head)) {
         const pause = ledger.pausedUntil(pauseKey, now);
         if (pause === undefined) continue;
         state.pausedUntil = pause.until;
@@ -330,7 +339,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
   const withSlowdowns = (work: Work, now: number): LimitCheck[] => {
     let checks = work.checks;
     if (!ledger.hasSignals) return checks;
-    for (const pauseKey of work.pauseKeys) {
+    for (const pauseKey of pauseKeysOf(work)) {
       const slowdown = ledger.slowedBy(pauseKey, now);
       if (slowdown === undefined) continue;
       if (checks === work.checks) checks = [...work.checks];
@@ -355,7 +364,7 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       const heldUp =
         work === head ||
         blocker === undefined ||
-        (isPause ? work.pauseKeys.includes(blocker) : work.checks.some((check) => check.key === blocker));
+        (isPause ? pauseKeysOf(work).includes(blocker) : work.checks.some((check) => check.key === blocker));
       if (!heldUp) {
         state.park(work, false);
         continue;

@@ -15,8 +15,12 @@ export interface Work {
   message: JobMessage;
   /** Every limit each call of this job must fit. */
   checks: LimitCheck[];
-  /** Scope keys whose pauses stop this job (resolved signal scopes). */
-  pauseKeys: string[];
+  /**
+   * Scope keys whose pauses stop this job (resolved signal scopes): worked out by the throttle
+   * the first time a pause or slowdown is known on the node (`pauseKeysOf`), not by the router
+   * for every job; most jobs never need them.
+   */
+  pauseKeys: string[] | undefined;
   /** Real attempt number (1 on the first). */
   attempt: number;
   /** Index of the next page to fetch, and its request. */

@@ -196,6 +196,23 @@ describe('throttle actor', () => {
     expect(status.pausedUntil).toBeUndefined();
   });
 
+  it('works out the pause scopes of a job as the router makes it only once a pause is known', async () => {
+    const { ref, status, sent, ledger, services } = setUp();
+    // The router no longer resolves pause scopes: with no pause or slowdown, nothing does.
+    const quiet = { ...newWork(), pauseKeys: undefined };
+    tell(ref, { type: 'enqueue', work: quiet });
+    await until(() => sent.length === 1);
+    expect(quiet.pauseKeys).toBeUndefined();
+    // A pause of the account's scope: the next job's scopes are resolved from its fields, and it waits.
+    await ledger.pause('t/a', services.now() + 10_000, 'platform said code 17');
+    const held = { ...newWork(), pauseKeys: undefined };
+    tell(ref, { type: 'enqueue', work: held });
+    await until(() => status.pausedUntil !== undefined);
+    expect(held.pauseKeys).toEqual(['t/r/a', 't/a', 't']);
+    expect(status.waitReason).toBe('paused: platform said code 17');
+    expect(sent).toHaveLength(1);
+  });
+
   it("a key's jobs share one set of equal check objects, so the ledger finds its window through them", async () => {
     const { ref, sent, status, ledger } = setUp();
     // As the router makes them: equal checks, new objects for every job.
