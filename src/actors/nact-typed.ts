@@ -416,11 +416,9 @@ export function defineActor<S, M>(
     kind.afterStop?.(state, ctx.self as ActorRef<M>);
   };
   const resumes = supervision.restart === 'resume';
-  // What every actor of this kind shares, on prototypes rather than copied into each actor.
-  const actorShared = Object.create(LeanActor.prototype) as LeanActor;
-  actorShared.f = kind.receive as NactActor['f'];
-  actorShared.onCrash = onCrash;
-  actorShared.afterStop = afterStop;
+  // What every actor of this kind shares, on its prototype rather than copied into each actor.
+  class KindActor extends LeanActor {}
+  Object.assign(KindActor.prototype, { f: kind.receive, onCrash, afterStop });
   const referenceShared = new Map<string, object>();
   return (parent, name, initialState) => {
     const parentActor = systemMap.find((parent as LinkedRef).system.name, parent);
@@ -438,17 +436,7 @@ export function defineActor<S, M>(
     const ref = Object.create(shared) as LeanReference;
     ref.name = name;
     ref.parent = parentActor.reference as LeanReference['parent'];
-    const actor = Object.create(actorShared) as LeanActor;
-    actor.parent = parentActor;
-    actor.name = name;
-    actor.system = parentActor.system;
-    actor.reference = ref;
-    actor.stopped = false;
-    actor.busy = false;
-    actor.mailbox = new Denque<unknown>();
-    actor.immediate = undefined;
-    actor.state = undefined;
-    actor.initialStateFunc = undefined;
+    const actor = new KindActor(parentActor, name, ref);
     // An actor that resumes never re-creates its state: it keeps the state, not the function.
     if (resumes) actor.state = initialState();
     else {
@@ -497,20 +485,30 @@ function asError(error: unknown): Error {
  * path, a supervision context), and the reference shares one `system` object per system.
  */
 class LeanActor {
-  declare parent: NactActor | undefined;
-  declare name: string;
-  declare system: { name: string };
-  declare reference: LeanReference;
-  declare stopped: boolean;
-  declare busy: boolean;
-  declare mailbox: Denque<unknown>;
-  declare immediate: unknown;
-  declare state: unknown;
-  declare initialStateFunc: (() => unknown) | undefined;
+  parent: NactActor | undefined;
+  name: string;
+  system: { name: string };
+  reference: LeanReference;
+  stopped = false;
+  busy = false;
+  mailbox = new Denque<unknown>();
+  immediate: unknown = undefined;
+  state: unknown = undefined;
+  initialStateFunc: (() => unknown) | undefined = undefined;
   declare f: NactActor['f'];
   declare onCrash: unknown;
   declare afterStop: unknown;
   declare initializeState: () => void;
+  /**
+   * Every field is set here, so V8 keeps them all inside the object: assigned one by one to an
+   * `Object.create` result, seven of them went to a separate properties array (64 B per actor).
+   */
+  constructor(parent: NactActor, name: string, reference: LeanReference) {
+    this.parent = parent;
+    this.name = name;
+    this.system = parent.system;
+    this.reference = reference;
+  }
   get path(): object {
     return this.reference.path;
   }

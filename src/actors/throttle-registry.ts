@@ -42,7 +42,9 @@ export class ThrottleRegistry {
   readonly spawn = (key: string, job: Job): ThrottleRef => {
     if (this.spawnKind === undefined) throw new Error('ThrottleRegistry.router is not set');
     const api = this.services.config.sources[job.source]?.apis[job.api];
-    const ref = this.spawnKind(this.supervisor, `throttle-${++this.spawned}`, key, api?.concurrency ?? 1);
+    // Named by number under `throttles`: a name of one flat string (`throttle-N` was two strings
+    // and their join, ~56 B a key).
+    const ref = this.spawnKind(this.supervisor, String(++this.spawned), key, api?.concurrency ?? 1);
     this.live.add(ref);
     return ref;
   };

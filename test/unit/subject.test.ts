@@ -7,6 +7,7 @@ import {
   jobSubject,
   parseJobSubject,
   SAFE_TOKEN_CODES,
+  throttleKey,
 } from '../../src/messages/subject.ts';
 import { URI_UNRESERVED } from '../../src/limits/limit-keys.ts';
 import { keySegment, pageObjectKey } from '../../src/messages/object-key.ts';
@@ -39,6 +40,25 @@ describe('subject tokens', () => {
         expect(decodeToken(token)).toBe(value);
       }),
     );
+  });
+
+  it('builds throttle keys from encoded tokens, whichever source and api came before', () => {
+    const keys = [
+      throttleKey({ source: 'meta', api: 'insights', account: 'act_1' }),
+      throttleKey({ source: 'meta', api: 'ads', account: 'act_1' }),
+      throttleKey({ source: 'tiktok', api: 'insights', account: 'act_1' }),
+      throttleKey({ source: 'meta', api: 'insights', account: 'com.example.app' }),
+      throttleKey({ source: 'a.b', api: 'c', account: 'd' }),
+      throttleKey({ source: 'a', api: 'b.c', account: 'd' }),
+    ];
+    expect(keys).toEqual([
+      'meta.insights.act_1',
+      'meta.ads.act_1',
+      'tiktok.insights.act_1',
+      'meta.insights.com%2Eexample%2Eapp',
+      'a%2Eb.c.d',
+      'a.b%2Ec.d',
+    ]);
   });
 
   it('parses job subjects and rejects others with the reason', () => {
