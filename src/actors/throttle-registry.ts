@@ -1,5 +1,5 @@
 import type { Job } from '../messages/job.ts';
-import { tell, type ParentRef } from './nact-typed.ts';
+import { childCount, childrenOf, isAlive, tell, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
 import { throttleKind, type SpawnThrottle } from './throttle.ts';
@@ -11,7 +11,6 @@ import { throttleKind, type SpawnThrottle } from './throttle.ts';
  * actor tells the router, which hands anything that arrived meanwhile to the key's next actor.
  */
 export class ThrottleRegistry {
-  private readonly live = new Set<ThrottleRef>();
   private spawned = 0;
   private readonly supervisor: ParentRef;
   private readonly services: NodeServices;
@@ -31,7 +30,6 @@ export class ThrottleRegistry {
       pool: this.pool,
       router,
       onStopped: (stopped, key, leftovers) => {
-        this.live.delete(stopped);
         tell(router, { type: 'throttle-stopped', key, ref: stopped });
         if (leftovers.length > 0) tell(router, { type: 'reroute', works: leftovers });
       },
@@ -45,20 +43,20 @@ export class ThrottleRegistry {
     // Named by number under `throttles`: a name of one flat string (`throttle-N` was two strings
     // and their join, ~56 B a key).
     const ref = this.spawnKind(this.supervisor, String(++this.spawned), key, api?.concurrency ?? 1);
-    this.live.add(ref);
     return ref;
   };
 
+  /** Whether `ref` is a throttle actor that has not stopped (the supervisor's children are the live set). */
   has(ref: unknown): boolean {
-    return this.live.has(ref as ThrottleRef);
+    return isAlive(ref);
   }
 
   get size(): number {
-    return this.live.size;
+    return childCount(this.supervisor);
   }
 
-  /** A copy: stopping an actor removes it from the live set. */
+  /** A copy: stopping an actor removes it from the supervisor's children. */
   refs(): ThrottleRef[] {
-    return [...this.live];
+    return childrenOf(this.supervisor);
   }
 }
