@@ -72,7 +72,7 @@ export interface RateLedger {
    * The call left at `sentAt`, later than it was reserved (queueing, event-loop lag): its
    * slot is counted from then, so two calls never reach the API closer than the limit allows.
    */
-  markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void>;
+  markSent(id: number, checks: readonly LimitCheck[], sentAt: number): void | Promise<void>;
   /**
    * The call reserved as `id` is about to leave at `now`, well after its slot was taken (it
    * waited for a free collector). Its slot may have left the window meanwhile and another call,

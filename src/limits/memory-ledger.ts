@@ -115,7 +115,8 @@ export class MemoryLedger implements RateLedger {
     return log.earliestFit(now, check.limit, check.weight, this.windowOf(check));
   }
 
-  async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
+  /** Done at once: a call in memory costs no promise for it (one per call at 100,000 keys). */
+  markSent(id: number, checks: readonly LimitCheck[], sentAt: number): void {
     for (const check of checks)
       if (check.kind !== 'concurrent') this.existingLogOf(check)?.moveLater(id, sentAt);
   }
