@@ -116,16 +116,22 @@ Actor.prototype.processNext = function (this: NactActor) {
   else becomeIdle(this);
 };
 
-/** The run queue (change 2): actors with mail, and the first message each is to handle. */
-let queuedActors: NactActor[] = [];
+/**
+ * The run queue (change 2): actors with mail, and the first message each is to handle. Two sets
+ * of arrays take turns and are never truncated (truncating to 0 frees an array's room in V8, and
+ * regrowing it cost an allocation every few pushes); `queued` counts the entries in use.
+ */
+let queuedActors: Array<NactActor | undefined> = [];
 let queuedMessages: unknown[] = [];
-let spareActors: NactActor[] = [];
+let queued = 0;
+let spareActors: Array<NactActor | undefined> = [];
 let spareMessages: unknown[] = [];
 let runScheduled = false;
 
 function runLater(actor: NactActor, message: unknown): void {
-  queuedActors.push(actor);
-  queuedMessages.push(message);
+  queuedActors[queued] = actor;
+  queuedMessages[queued] = message;
+  queued++;
   if (!runScheduled) {
     runScheduled = true;
     setImmediate(runQueued);
@@ -138,10 +144,10 @@ function runQueued(): void {
   const start = clock.now();
   try {
     do runRound();
-    while (queuedActors.length > 0 && clock.now() - start < TURN_MS);
+    while (queued > 0 && clock.now() - start < TURN_MS);
   } finally {
     runScheduled = false;
-    if (queuedActors.length > 0) {
+    if (queued > 0) {
       runScheduled = true;
       setImmediate(runQueued);
     }
@@ -152,20 +158,28 @@ function runQueued(): void {
 function runRound(): void {
   const actors = queuedActors;
   const messages = queuedMessages;
+  const count = queued;
   queuedActors = spareActors;
   queuedMessages = spareMessages;
+  queued = 0;
   let i = 0;
   try {
-    for (; i < actors.length; i++) {
+    for (; i < count; i++) {
       const actor = actors[i] as NactActor;
+      const message = messages[i];
+      // Nothing stays alive through a spent entry.
+      actors[i] = undefined;
+      messages[i] = undefined;
       // A stopped actor's turn is dropped, as nact's stop() cleared its Immediate.
-      if (!actor.stopped) runMailbox(actor, messages[i], MAILBOX_SLICE_MS);
+      if (!actor.stopped) runMailbox(actor, message, MAILBOX_SLICE_MS);
     }
   } finally {
     // Only if runMailbox threw (a bug): the actors after it still get their turn.
-    for (i++; i < actors.length; i++) runLater(actors[i] as NactActor, messages[i]);
-    actors.length = 0;
-    messages.length = 0;
+    for (i++; i < count; i++) {
+      runLater(actors[i] as NactActor, messages[i]);
+      actors[i] = undefined;
+      messages[i] = undefined;
+    }
     spareActors = actors;
     spareMessages = messages;
   }
