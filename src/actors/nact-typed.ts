@@ -379,6 +379,18 @@ export function childrenOf<M>(parent: ParentRef): Array<ActorRef<M>> {
   return refs;
 }
 
+/** The states of a parent's live children (of one kind, so of one type `S`). */
+export function* childStates<S>(parent: ParentRef): Generator<S> {
+  const actor = systemMap.find((parent as LinkedRef).system.name, parent);
+  if (actor === undefined) return;
+  for (const child of actor.children.values()) yield (child as NactActor).state as S;
+}
+
+/** The state of an actor spawned here while it lives (for tests and status). */
+export function stateOf<S>(ref: ActorRef<never>): S | undefined {
+  return (ref as LinkedRef)[ACTOR]?.state as S | undefined;
+}
+
 /** How many live children a parent has. */
 export function childCount(parent: ParentRef): number {
   return systemMap.find((parent as LinkedRef).system.name, parent)?.children.size ?? 0;

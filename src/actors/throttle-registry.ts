@@ -1,8 +1,9 @@
 import type { Job } from '../messages/job.ts';
-import { childCount, childrenOf, isAlive, tell, type ParentRef } from './nact-typed.ts';
+import { childCount, childrenOf, childStates, isAlive, tell, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
-import { throttleKind, type SpawnThrottle } from './throttle.ts';
+import type { KeyDirectory, KeyStatus } from '../runtime/node-stats.ts';
+import { throttleKind, type KeyThrottle, type SpawnThrottle } from './throttle.ts';
 
 /**
  * Spawns each key's throttle actor under the silent `throttles` supervisor (nact copies a
@@ -10,7 +11,7 @@ import { throttleKind, type SpawnThrottle } from './throttle.ts';
  * which are alive: collectors reply only to live ones, and a drain reaches every one. A stopped
  * actor tells the router, which hands anything that arrived meanwhile to the key's next actor.
  */
-export class ThrottleRegistry {
+export class ThrottleRegistry implements KeyDirectory {
   private spawned = 0;
   private readonly supervisor: ParentRef;
   private readonly services: NodeServices;
@@ -21,6 +22,8 @@ export class ThrottleRegistry {
     this.supervisor = supervisor;
     this.services = services;
     this.pool = pool;
+    // The metrics line and `prism status` read each live key's state through the registry.
+    services.stats.keys = this;
   }
 
   /** Set once the router exists (it is created with `spawn` as its factory). */
@@ -53,6 +56,11 @@ export class ThrottleRegistry {
 
   get size(): number {
     return childCount(this.supervisor);
+  }
+
+  /** Each live key's state (its throttle actor's `KeyThrottle`). */
+  values(): Iterable<KeyStatus> {
+    return childStates<KeyThrottle>(this.supervisor);
   }
 
   /** A copy: stopping an actor removes it from the supervisor's children. */

@@ -492,7 +492,6 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
       },
     },
     afterStop: (state, self) => {
-      stats.keys.delete(state.key);
       deps.onStopped(self, state.key, state.takeParked());
     },
   });
@@ -500,7 +499,6 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
   return (parent, name, key, concurrency) => {
     const state = new KeyThrottle(key, concurrency, services.now());
     const ref = spawn(parent, name, () => state);
-    stats.keys.set(key, state);
     stats.throttlesSpawned++;
     return ref;
   };

@@ -10,6 +10,14 @@ export interface KeyStatus {
   readonly pauseReason: string | undefined;
 }
 
+/** The live keys, as the metrics line and `prism status` read them. */
+export interface KeyDirectory {
+  readonly size: number;
+  values(): Iterable<KeyStatus>;
+}
+
+const NO_KEYS: KeyDirectory = { size: 0, values: () => [] };
+
 /**
  * The node's figures. Actors bump counters here instead of answering queries: a status request
  * must not cost a message to each of 100,000 throttle actors.
@@ -39,7 +47,11 @@ export class NodeStats {
   callsWaiting = 0;
   throttlesSpawned = 0;
   throttlesPassivated = 0;
-  readonly keys = new Map<string, KeyStatus>();
+  /**
+   * Every live key's status: the throttle actors' own states, read where they are (the node's
+   * ThrottleRegistry sets itself here), not copied into a map of its own.
+   */
+  keys: KeyDirectory = NO_KEYS;
   private readonly latencies = new Float64Array(4096);
   private latencyCount = 0;
   private dispatchMark = { at: Date.now(), calls: 0 };

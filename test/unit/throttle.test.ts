@@ -4,6 +4,7 @@ import {
   spawnActor,
   spawnSupervisor,
   startActorSystem,
+  stateOf,
   stopActorSystem,
   tell,
   type ParentRef,
@@ -150,7 +151,7 @@ function setUp(marginMs = 5) {
     KEY,
     1,
   );
-  const status = stats.keys.get(KEY) as KeyThrottle;
+  const status = stateOf<KeyThrottle>(ref) as KeyThrottle;
   return { ref, status, sent, ledger, services, asked: () => asked };
 }
 
