@@ -104,7 +104,8 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   );
   switch (outcome.kind) {
     case 'throttled': {
-      const scope = resolveScope(outcome.scope, source, templateVars(job, services.nodeName)) ?? outcome.scope;
+      const scope =
+        resolveScope(outcome.scope, source, templateVars(job, services.nodeName)) ?? outcome.scope;
       const throttled: PageOutcome = {
         kind: 'throttled',
         scope,
