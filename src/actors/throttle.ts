@@ -472,6 +472,8 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
 
   const spawn = defineActor<KeyThrottle, ThrottleMessage>({
     receive,
+    // The registry numbers its throttle actors.
+    uniqueNames: true,
     supervision: {
       // Resume keeps the parked jobs; only the message that crashed is lost, and it is handled below.
       restart: 'resume',
