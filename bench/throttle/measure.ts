@@ -55,6 +55,8 @@ export interface RunResult {
   steadyAfterMs: number;
   steadyCalls: number;
   latenessSteady: Percentiles;
+  /** Calls later than 5 ms against limit + margin (the target's bound): before `steadyAfterMs`, and after. */
+  lateOver5ms: { beforeSteady: number; steady: number };
   /** Two dispatches of one key closer than the window. */
   violations: number;
   /** Prism: calls whose slot lapsed while they waited to leave and went back to wait (requeue). */
@@ -157,6 +159,8 @@ export class Recorder {
   /** Like latenessAfterMargin, from `steadyAfterMs` on: after keys arrived and actors spawned. */
   readonly steady = new Histogram();
   calls = 0;
+  /** Calls later than 5 ms against limit + margin, before `steadyAfterMs` and after. */
+  readonly lateOver5ms = { beforeSteady: 0, steady: 0 };
   violations = 0;
   minGapMs = Number.POSITIVE_INFINITY;
   private startAt = Number.NaN;
@@ -214,6 +218,10 @@ export class Recorder {
     this.latenessAfterMargin.record(lateAfterMargin);
     const elapsed = at - this.startAt;
     if (elapsed >= this.steadyAfterMs) this.steady.record(lateAfterMargin);
+    if (lateAfterMargin > 5) {
+      if (elapsed >= this.steadyAfterMs) this.lateOver5ms.steady++;
+      else this.lateOver5ms.beforeSteady++;
+    }
     if (this.bins !== undefined) countIn(this.bins, Math.floor(elapsed / 10), lateAfterMargin);
     if (this.perSecond !== undefined) {
       const second = (this.perSecond[Math.floor(elapsed / 1_000)] ??= { calls: 0, over5: 0, max: 0 });
@@ -325,6 +333,7 @@ export async function timedRun(
     steadyAfterMs: workload.steadyAfterMs,
     steadyCalls: recorder.steady.count,
     latenessSteady: recorder.steady.percentiles(),
+    lateOver5ms: { ...recorder.lateOver5ms },
     violations: recorder.violations,
     minGapMs: recorder.minGapMs,
     overdueKeys,
