@@ -367,10 +367,10 @@ export function stopActor(ref: ActorRef<never> | ParentRef): void {
   nact.stop(ref as never);
 }
 
-/** Whether `ref` is an actor spawned by `defineActor` that has not stopped. */
-export function isAlive(ref: unknown): boolean {
-  const actor = (ref as LinkedRef | undefined)?.[ACTOR];
-  return actor !== undefined && !actor.stopped;
+/** Whether `ref` is a live child of `parent` (an actor spawned there by `defineActor`, not stopped). */
+export function isLiveChildOf(ref: unknown, parent: ParentRef): boolean {
+  const actor = (ref as LinkedRef | undefined)?.[ACTOR] as (NactActor & { parent?: unknown }) | undefined;
+  return actor !== undefined && !actor.stopped && actor.parent === parentOf(parent);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Job } from '../messages/job.ts';
-import { childCount, childrenOf, childStates, isAlive, tell, type ParentRef } from './nact-typed.ts';
+import { childCount, childrenOf, childStates, isLiveChildOf, tell, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
 import type { KeyDirectory, KeyStatus } from '../runtime/node-stats.ts';
@@ -51,7 +51,7 @@ export class ThrottleRegistry implements KeyDirectory {
 
   /** Whether `ref` is a throttle actor that has not stopped (the supervisor's children are the live set). */
   has(ref: unknown): boolean {
-    return isAlive(ref);
+    return isLiveChildOf(ref, this.supervisor);
   }
 
   get size(): number {

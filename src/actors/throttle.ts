@@ -32,7 +32,7 @@ const LONG_PAUSE_MS = 60_000;
 const WAKE: ThrottleMessage = Object.freeze({ type: 'wake' });
 
 /**
- * What one key's throttle actor holds. It is also the key's entry in `NodeStats.keys` (read by
+ * What one key's throttle actor holds. It is also the key's status in `NodeStats.keys` (read by
  * the metrics line and `prism status`), so a status request costs no message to 100,000 actors.
  */
 export class KeyThrottle implements KeyStatus {

@@ -2,7 +2,11 @@ import { createRequire } from 'node:module';
 import nact from 'nact';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  childCount,
+  childrenOf,
+  childStates,
   defineActor,
+  isLiveChildOf,
   MAILBOX_SLICE_MS,
   TURN_MS,
   spawnActor,
@@ -149,6 +153,29 @@ describe('actors (nact through nact-typed)', () => {
     // Thousands of messages went back and forth in rounds of one turn, yet the timer fired.
     expect(exchanged).toBeGreaterThan(100);
     expect(firedAfter).toBeLessThan(TURN_MS * 20);
+  });
+
+  it('knows the live children of a supervisor, their states, and no one else', async () => {
+    system = startActorSystem('t-children');
+    const throttles = spawnSupervisor(system, 'throttles', () => {});
+    const others = spawnSupervisor(system, 'others', () => {});
+    const spawn = defineActor<{ n: number }, string>({
+      receive: (state) => state,
+      supervision: quietSupervision(),
+      uniqueNames: true,
+    });
+    const a = spawn(throttles, '1', () => ({ n: 1 }));
+    const b = spawn(throttles, '2', () => ({ n: 2 }));
+    const c = spawn(others, '1', () => ({ n: 3 }));
+    expect(childCount(throttles)).toBe(2);
+    expect([...childStates<{ n: number }>(throttles)].map((s) => s.n)).toEqual([1, 2]);
+    expect(childrenOf(throttles)).toEqual([a, b]);
+    expect(isLiveChildOf(a, throttles)).toBe(true);
+    expect(isLiveChildOf(c, throttles)).toBe(false);
+    expect(isLiveChildOf({}, throttles)).toBe(false);
+    stopActor(a);
+    expect(isLiveChildOf(a, throttles)).toBe(false);
+    expect(childCount(throttles)).toBe(1);
   });
 
   it('a crash mid-burst goes to supervision with its message; the rest of the mailbox is handled', async () => {
