@@ -193,6 +193,21 @@ const machine = {
     .map((l) => l.toFixed(2))
     .join(' '),
 };
+/** The machine probe (probe.ts), run with the node's flags before any contender. */
+function probeMachine(): { additionsMs: number; heapMs: number } | undefined {
+  try {
+    const out = execFileSync(process.execPath, [...NODE_FLAGS, join(here, 'probe.ts')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    return JSON.parse(out) as { additionsMs: number; heapMs: number };
+  } catch (error) {
+    console.error(`machine probe failed: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+const probe = probeMachine();
+
 console.error(
   `throttle benchmark: ${options.contenders.join(' vs ')}, keys ${options.keys.join(', ')}, ${options.duration} s each`,
 );
@@ -266,6 +281,11 @@ lines.push(
     `${fmt(machine.memoryGiB, 0)} GiB RAM, Node ${machine.node}, bottleneck ${version('bottleneck')}, ` +
     `nact ${version('nact')}, Prism at ${git(['rev-parse', '--short', 'HEAD']).trim()}` +
     `${dirty === '' ? '' : ` with uncommitted changes in ${dirty}`}.`,
+  '',
+  probe === undefined
+    ? 'Machine probe (`bench/throttle/probe.ts`): failed.'
+    : `Machine probe (\`bench/throttle/probe.ts\`, best of 3): 10⁸ additions ${fmt(probe.additionsMs, 0)} ms, ` +
+        `a map of 10⁶ small objects ${fmt(probe.heapMs, 0)} ms (the second is what the 100,000-key figures follow).`,
   '',
   `Command: \`${commandLine()}\``,
   '',
@@ -429,7 +449,11 @@ const write = async (file: string, text: string): Promise<void> => {
 await write(`${base}.md`, markdown);
 await write(
   `${base}.json`,
-  JSON.stringify({ startedAt, command: commandLine(), machine, options, runs, idles }, null, 2),
+  JSON.stringify(
+    { startedAt, command: commandLine(), machine: { ...machine, probe }, options, runs, idles },
+    null,
+    2,
+  ),
 );
 console.log(readFileSync(`${base}.md`, 'utf8'));
 console.error(`written: ${relative(process.cwd(), base)}.md and .json`);
