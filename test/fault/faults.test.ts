@@ -209,6 +209,8 @@ async function settle(
       ...outcome,
       violations: stats.violations,
       violatedGaps: violatedGaps(stats),
+      // The emulator stamps arrivals on its own event loop: a stall there narrows the gaps it sees.
+      emulatorLoopDelayMaxMs: stats.loopDelayMaxMs,
       calls: stats.calls,
       ...extra,
     }),
