@@ -285,7 +285,7 @@ lines.push(
   probe === undefined
     ? 'Machine probe (`bench/throttle/probe.ts`): failed.'
     : `Machine probe (\`bench/throttle/probe.ts\`, best of 3): 10⁸ additions ${fmt(probe.additionsMs, 0)} ms, ` +
-        `a map of 10⁶ small objects ${fmt(probe.heapMs, 0)} ms (the second is what the 100,000-key figures follow).`,
+        `a map of 10⁶ small objects ${fmt(probe.heapMs, 0)} ms (the second is the kind of work a run of 100,000 keys is mostly made of).`,
   '',
   `Command: \`${commandLine()}\``,
   '',
