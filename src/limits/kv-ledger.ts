@@ -27,10 +27,30 @@ import { nextUtcMidnight, utcDayStart } from './window-log.ts';
 export const LEDGER_BUCKET = 'PRISM_LEDGER';
 
 /**
+ * How long after its grant a call may still leave (RateLedger.sendAllowanceMs). Measured in the
+ * three-node tests on a busy 2-core machine: 12% of calls left more than 200 ms after their
+ * grant, the worst 563 ms later (event-loop lag inside undici). A call held up longer is stopped
+ * and waits for a new slot; one second keeps that rare without holding other nodes back for long,
+ * since the node that made the call moves it to when it really left a moment after.
+ */
+export const SEND_ALLOWANCE_MS = 1_000;
+
+/**
+ * A rolling limit's calls, oldest first: times, ids, weights when not all 1, and `p` (1 where the
+ * call has not been confirmed yet: its time is the latest it may leave, see SEND_ALLOWANCE_MS).
+ */
+interface RollingLog {
+  t: number[];
+  i: number[];
+  w?: number[];
+  p?: number[];
+}
+
+/**
  * What one limit key holds in KV: the calls in its window (rolling), the day's count, or the
  * calls in flight under a concurrency cap (their ids and when each place lapses).
  */
-type Stored = { t: number[]; w?: number[]; i: number[] } | { d: number; n: number } | StoredCap;
+type Stored = RollingLog | { d: number; n: number } | StoredCap;
 
 /** A concurrency cap: the calls in flight (ids, lapse times) and the nodes waiting in line. */
 interface StoredCap {
@@ -63,6 +83,7 @@ export class KvLedger implements RateLedger {
   private readonly marginMs: number;
   private readonly leaseMs: number;
   private readonly pollMs: number;
+  readonly sendAllowanceMs: number;
   private readonly log: Logger | undefined;
   private readonly watches: Array<Promise<void>> = [];
   private readonly stopWatches: Array<() => void> = [];
@@ -77,6 +98,7 @@ export class KvLedger implements RateLedger {
     this.leaseMs = options.leaseMs ?? 60_000;
     // Looking again costs a KV read here: not as often as in memory.
     this.pollMs = options.concurrencyPollMs ?? 100;
+    this.sendAllowanceMs = options.sendAllowanceMs ?? SEND_ALLOWANCE_MS;
     this.log = log;
   }
 
@@ -88,12 +110,23 @@ export class KvLedger implements RateLedger {
     return ledger;
   }
 
-  async reserve(checks: readonly LimitCheck[], asked: number): Promise<Reservation> {
+  reserve(checks: readonly LimitCheck[], asked: number): Promise<Reservation> {
+    return this.reserveFor(checks, asked, this.sendAllowanceMs);
+  }
+
+  /** `allowanceMs`: how long after the grant the call may leave (0: it has left already). */
+  private async reserveFor(
+    checks: readonly LimitCheck[],
+    asked: number,
+    allowanceMs: number,
+  ): Promise<Reservation> {
     const id = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
     if (checks.length === 0) return { granted: true, id, at: asked };
     const started = performance.now();
     // Whether a concurrency cap without room was read from KV just now rather than the cache.
     let freshCaps = false;
+    // Likewise for windows held up by another node's unconfirmed call.
+    let freshWindows = false;
     for (let attempt = 0; attempt < 50; attempt++) {
       // Each attempt decides at its own time: conflicts with other nodes can take tens of ms,
       // and a slot recorded at the first attempt's time would count from before the call left.
@@ -101,13 +134,15 @@ export class KvLedger implements RateLedger {
       const states = await Promise.all(checks.map((c) => this.read(c.key)));
       let retryAt = now;
       let blocked: LimitCheck | undefined;
+      let unconfirmed: number | undefined;
       const next: Stored[] = [];
       checks.forEach((check, index) => {
-        const { fit, value } = this.plan(check, (states[index] as Cached).value, now, id);
-        next.push(value);
-        if (fit > retryAt) {
-          retryAt = fit;
+        const plan = this.plan(check, (states[index] as Cached).value, now, id, allowanceMs);
+        next.push(plan.value);
+        if (plan.fit > retryAt) {
+          retryAt = plan.fit;
           blocked = check;
+          unconfirmed = plan.unconfirmed;
         }
       });
       if (blocked !== undefined) {
@@ -118,6 +153,19 @@ export class KvLedger implements RateLedger {
           freshCaps = true;
           await Promise.all(checks.filter((c) => c.kind === 'concurrent').map((c) => this.fetch(c.key)));
           continue;
+        }
+        if (unconfirmed !== undefined) {
+          // Held up by a call counted at the latest time it may leave: it may have left since,
+          // earlier, and its node moved it there. Another node's call is worth one look at KV
+          // (this node's own calls are in the cache as soon as they are confirmed).
+          if (!freshWindows && !this.reservedAt.has(unconfirmed)) {
+            freshWindows = true;
+            await Promise.all(checks.filter((c) => c.kind === 'rolling').map((c) => this.fetch(c.key)));
+            continue;
+          }
+          // Still unconfirmed: no grant before the time the call would free if it had left at once
+          // (so this stays a lower bound); until then look again now and then.
+          retryAt = Math.min(retryAt, Math.max(retryAt - allowanceMs, now + this.pollMs));
         }
         const limit = blocked;
         if (limit.kind === 'concurrent') await this.waitInLine(limit.key, now);
@@ -157,20 +205,25 @@ export class KvLedger implements RateLedger {
     this.reservedAt.set(id, at);
   }
 
+  /**
+   * Confirms when the call left: an unconfirmed call moves back from the latest time it could
+   * leave to `sentAt` (other nodes may then go sooner), a confirmed one only ever later.
+   */
   async markSent(id: number, checks: readonly LimitCheck[], sentAt: number): Promise<void> {
-    const reservedAt = this.reservedAt.get(id);
     this.reservedAt.delete(id);
-    // A call that left within half the margin of its slot is covered by the margin: skip the KV round trip.
-    if (reservedAt !== undefined && sentAt - reservedAt <= this.marginMs / 2) return;
     for (const check of checks) {
       if (check.kind !== 'rolling') continue;
       await this.modify(check.key, (value) => {
         if (value === undefined || !('t' in value)) return undefined;
         const index = value.i.indexOf(id);
-        if (index < 0 || (value.t[index] as number) >= sentAt) return undefined;
+        if (index < 0) return undefined;
+        const pending = value.p?.[index] === 1;
+        if (!pending && (value.t[index] as number) >= sentAt) return undefined;
         const t = [...value.t];
         t[index] = sentAt;
-        return sortLog({ ...value, t });
+        const moved: RollingLog = { ...value, t };
+        if (value.p !== undefined) moved.p = value.p.map((flag, j) => (j === index ? 0 : flag));
+        return sortLog(moved);
       });
     }
   }
@@ -203,7 +256,8 @@ export class KvLedger implements RateLedger {
     this.slowdowns.set(key, kept);
     await this.kv.put(`s.${kvKey(key)}`, JSON.stringify({ key, ...kept }));
     // Refused when a call of the slower pace is already in its interval: then that one counts.
-    await this.reserve([slowdownCheck(key, kept.intervalMs)], now);
+    // The call that brought the news has left already: it counts from `now`, confirmed.
+    await this.reserveFor([slowdownCheck(key, kept.intervalMs)], now, 0);
   }
 
   slowedBy(key: string, now: number): Slowdown | undefined {
@@ -348,20 +402,25 @@ export class KvLedger implements RateLedger {
       }
       const index = value.i.indexOf(id);
       if (index < 0) return undefined;
-      const keep = (_: unknown, j: number): boolean => j !== index;
-      const out: Stored = { t: value.t.filter(keep), i: value.i.filter(keep) };
-      if (value.w !== undefined) out.w = value.w.filter(keep);
-      return out;
+      return pick(
+        value,
+        value.t.map((_, j) => j).filter((j) => j !== index),
+      );
     });
   }
 
-  /** When the call fits in this limit, and the stored value with the call added (at `now`). */
+  /**
+   * When the call fits in this limit, and the stored value with the call added: a window's call
+   * at the latest time it may leave, `now + allowanceMs`, unconfirmed until markSent. `unconfirmed`:
+   * the id of the unconfirmed call that decides `fit`, if one does.
+   */
   private plan(
     check: LimitCheck,
     stored: Stored | undefined,
     now: number,
     id: number,
-  ): { fit: number; value: Stored } {
+    allowanceMs: number,
+  ): { fit: number; value: Stored; unconfirmed?: number } {
     if (check.kind === 'concurrent') {
       const cap = stored !== undefined && 'c' in stored ? stored : undefined;
       const live = liveLeases(cap && { ids: cap.c, until: cap.u }, now);
@@ -380,18 +439,17 @@ export class KvLedger implements RateLedger {
     const windowMs = check.windowMs + this.marginMs;
     // Oldest first, always: eviction and the fit below read the log in order, and a call added
     // by one node may be older than one another node added a moment before.
-    const log = stored !== undefined && 't' in stored ? sortedLog(stored) : { t: [], i: [] };
+    const log: RollingLog = stored !== undefined && 't' in stored ? sortedLog(stored) : { t: [], i: [] };
     // Keep only the calls still inside the window: the entry stays as small as the limit.
     const horizon = now - windowMs;
     let first = 0;
     while (first < log.t.length && (log.t[first] as number) <= horizon) first++;
-    const t = log.t.slice(first);
-    const i = log.i.slice(first);
-    const w = log.w?.slice(first);
+    const { t, i, w, p } = first === 0 ? log : pick(log, log.t.map((_, j) => j).slice(first));
     const weightAt = (j: number): number => (w === undefined ? 1 : (w[j] as number));
     let used = 0;
     for (let j = 0; j < t.length; j++) used += weightAt(j);
     let fit = now;
+    let unconfirmed: number | undefined;
     let excess = used + check.weight - check.limit;
     if (check.weight > check.limit) fit = Number.POSITIVE_INFINITY;
     else if (excess > 0) {
@@ -400,13 +458,16 @@ export class KvLedger implements RateLedger {
         excess -= weightAt(j);
         if (excess <= 0) {
           fit = (t[j] as number) + windowMs;
+          if (p?.[j] === 1) unconfirmed = i[j];
           break;
         }
       }
     }
-    const value: Stored = { t: [...t, now], i: [...i, id] };
+    const value: RollingLog = { t: [...t, now + allowanceMs], i: [...i, id] };
     if (w !== undefined || check.weight !== 1) value.w = [...(w ?? t.map(() => 1)), check.weight];
-    return { fit, value: sortedLog(value) };
+    if (p !== undefined || allowanceMs > 0) value.p = [...(p ?? t.map(() => 0)), allowanceMs > 0 ? 1 : 0];
+    const planned = { fit, value: sortedLog(value) };
+    return unconfirmed === undefined ? planned : { ...planned, unconfirmed };
   }
 }
 
@@ -426,19 +487,34 @@ function capValue(leases: Leases, waiters: Waiters | undefined): StoredCap {
 }
 
 /** The log itself when it is in time order (the usual case), else a sorted copy. */
-function sortedLog<T extends { t: number[]; w?: number[]; i: number[] }>(value: T): T {
+function sortedLog(value: RollingLog): RollingLog {
   for (let j = 1; j < value.t.length; j++)
-    if ((value.t[j] as number) < (value.t[j - 1] as number)) return sortLog(value) as T;
+    if ((value.t[j] as number) < (value.t[j - 1] as number)) return sortLog(value);
   return value;
 }
 
-function sortLog(value: { t: number[]; w?: number[]; i: number[] }): Stored {
-  const order = value.t.map((_, j) => j).sort((a, b) => (value.t[a] as number) - (value.t[b] as number));
-  const out: Stored = {
-    t: order.map((j) => value.t[j] as number),
-    i: order.map((j) => value.i[j] as number),
+function sortLog(value: RollingLog): RollingLog {
+  return pick(
+    value,
+    value.t.map((_, j) => j).sort((a, b) => (value.t[a] as number) - (value.t[b] as number)),
+  );
+}
+
+/**
+ * The calls of a log at `order`, in that order, with their weights and flags; `p` only while
+ * some call is unconfirmed (a log written before it existed has none: all confirmed).
+ */
+function pick(log: RollingLog, order: readonly number[]): RollingLog {
+  const out: RollingLog = {
+    t: order.map((j) => log.t[j] as number),
+    i: order.map((j) => log.i[j] as number),
   };
-  if (value.w !== undefined) out.w = order.map((j) => (value.w as number[])[j] as number);
+  const { w, p } = log;
+  if (w !== undefined) out.w = order.map((j) => w[j] as number);
+  if (p !== undefined) {
+    const flags = order.map((j) => p[j] ?? 0);
+    if (flags.includes(1)) out.p = flags;
+  }
   return out;
 }
 

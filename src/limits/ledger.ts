@@ -74,6 +74,14 @@ export interface RateLedger {
    */
   markSent(id: number, checks: readonly LimitCheck[], sentAt: number): void | Promise<void>;
   /**
+   * When set, a call granted at `at` must leave by `at + sendAllowanceMs` or not at all (the HTTP
+   * client stops it before it is written): until `markSent`, the ledger counts it from that latest
+   * time, so a node whose call is held up in its event loop, or dies before saying when the call
+   * left, never lets another node's call in too close to it. The in-memory ledger, one node's
+   * only, needs none: it moves a slot at the moment its call leaves.
+   */
+  readonly sendAllowanceMs?: number | undefined;
+  /**
    * The call reserved as `id` is about to leave at `now`, well after its slot was taken (it
    * waited for a free collector). Its slot may have left the window meanwhile and another call,
    * from this node or another, taken the room: so the old slot is given back and a new one taken

@@ -16,6 +16,11 @@ export interface LedgerOptions {
   leaseMs?: number;
   /** How soon a key refused by a concurrency cap looks again (a call may end any moment). */
   concurrencyPollMs?: number;
+  /**
+   * KV ledger only: how long after its grant a call may still leave (see KvLedger). Other nodes
+   * count the call from that latest time until the node that made it says when it left.
+   */
+  sendAllowanceMs?: number;
 }
 
 /**

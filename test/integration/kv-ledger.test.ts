@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../src/bus/nats-connection.ts';
-import { KvLedger, kvKey } from '../../src/limits/kv-ledger.ts';
+import { KvLedger, kvKey, SEND_ALLOWANCE_MS } from '../../src/limits/kv-ledger.ts';
 import type { LimitCheck } from '../../src/limits/ledger.ts';
 import { nextUtcMidnight } from '../../src/limits/window-log.ts';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
@@ -123,19 +123,67 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
   it('retakes a lapsed slot across nodes: refused while another node holds the room', async () => {
     const [a, b] = ledgers as [KvLedger, KvLedger];
     const check = [rolling('lapse/app', 1, 1_000)];
+    // a's call may leave until 11,000 (SEND_ALLOWANCE_MS): counted there until a says otherwise.
     const late = await a.reserve(check, 10_000);
-    expect((await b.reserve(check, 11_050)).granted).toBe(true);
+    expect(await b.reserve(check, 11_050)).toMatchObject({ granted: false });
+    const other = await b.reserve(check, 12_050);
+    expect(other.granted).toBe(true);
+    if (other.granted) await b.markSent(other.id, check, other.at);
+    // a's call is still waiting for a collector: its slot lapsed, and b's call holds the room.
     // (A ledger records a slot at the time of its successful attempt: a few ms after `now` at most.)
-    const refused = late.granted ? await a.retake(late.id, check, 11_500) : late;
-    expect(refused).toMatchObject({ granted: false, retryAt: expect.closeTo(12_050, -1) });
-    const again = await a.reserve(check, 12_100);
+    const refused = late.granted ? await a.retake(late.id, check, 12_500) : late;
+    expect(refused).toMatchObject({ granted: false, retryAt: expect.closeTo(13_050, -1) });
+    const again = await a.reserve(check, 13_100);
     expect(again.granted).toBe(true);
-    // Where there is room the slot moves to the new time, and another node sees it there.
-    expect(again.granted && (await a.retake(again.id, check, 12_600))).toMatchObject({ granted: true });
-    expect(await b.reserve(check, 13_100)).toMatchObject({
+    // Where there is room the slot moves to the new time, and another node sees it there: still
+    // unconfirmed, so until it could leave (14,600) at the latest, and looked at again meanwhile.
+    const moved = again.granted ? await a.retake(again.id, check, 13_600) : again;
+    expect(moved).toMatchObject({ granted: true });
+    expect(await b.reserve(check, 14_100)).toMatchObject({
       granted: false,
-      retryAt: expect.closeTo(13_600, -1),
+      retryAt: expect.closeTo(14_600, -1),
     });
+    if (moved.granted) await a.markSent(moved.id, check, 13_650);
+    expect(await b.reserve(check, 14_200)).toMatchObject({
+      granted: false,
+      retryAt: expect.closeTo(14_650, -1),
+    });
+  });
+
+  it('counts a call from the latest time it may leave until its node says when it left', async () => {
+    const [a, b, c] = ledgers as [KvLedger, KvLedger, KvLedger];
+    const allowance = a.sendAllowanceMs;
+    expect(allowance).toBe(SEND_ALLOWANCE_MS);
+    const check = [rolling('leave/acct', 1, 5_000)];
+    const t0 = 1_000_000;
+    const first = await a.reserve(check, t0);
+    if (!first.granted) throw new Error('expected a slot');
+    // Unconfirmed: the call may still leave until t0 + allowance, so another node's call waits for
+    // a whole window after that; it may look again from when the call would free had it left at once.
+    // (These ledgers look again every 20 ms: concurrencyPollMs.)
+    expect(await b.reserve(check, t0 + 5_050)).toMatchObject({
+      granted: false,
+      blockedBy: 'leave/acct',
+      retryAt: expect.closeTo(t0 + 5_070, -1),
+    });
+    // Never later than when it frees for sure.
+    expect(await b.reserve(check, t0 + 5_990)).toMatchObject({
+      granted: false,
+      retryAt: expect.closeTo(t0 + allowance + 5_000, -1),
+    });
+    // The call left 200 ms after its grant. b's cache still holds the unconfirmed time: it reads
+    // KV again before refusing, and goes as soon as the window after the real send allows.
+    await a.markSent(first.id, check, t0 + 200);
+    expect(await b.reserve(check, t0 + 5_100)).toMatchObject({
+      granted: false,
+      retryAt: expect.closeTo(t0 + 5_200, -1),
+    });
+    const second = await b.reserve(check, t0 + 5_210);
+    expect(second.granted).toBe(true);
+    // b's node dies before it says when its call left: the call stays counted at the latest time
+    // it could have left, and c waits for that.
+    expect(await c.reserve(check, t0 + 10_300)).toMatchObject({ granted: false });
+    expect(await c.reserve(check, t0 + 5_210 + allowance + 5_010)).toMatchObject({ granted: true });
   });
 
   it('holds a concurrency cap across nodes: never more than N in flight, and a freed place is seen at once', async () => {
