@@ -17,7 +17,8 @@ export interface HttpResponse {
   body: Buffer;
 }
 
-export type HttpFailureKind = 'timeout' | 'connection' | 'body-too-large' | 'blocked-address';
+/** `late`: stopped before it was written, because it could not leave by `SendOptions.leaveBy`. */
+export type HttpFailureKind = 'timeout' | 'connection' | 'body-too-large' | 'blocked-address' | 'late';
 
 /** A call that got no complete answer. `kind` decides whether it is worth another attempt. */
 export class HttpFailure extends Error {
@@ -34,6 +35,12 @@ export interface SendOptions {
   maxBodyBytes: number;
   /** Called when the request is written to the socket, with the time (the ledger counts the slot from it). */
   onSend?: (at: number) => void;
+  /**
+   * The latest time (epoch ms) the request may be written: one that is not written by then (held
+   * up in the event loop, or waiting for a connection) is stopped before it is, and fails `late`.
+   * The ledger counts its slot until then only.
+   */
+  leaveBy?: number;
 }
 
 /** The one thing collectors need from HTTP; undici behind it, swappable in tests. */
@@ -73,19 +80,36 @@ const guardedLookup: LookupFunction = (hostname, options, callback) => {
  * three-node test). `undici:request:create` runs synchronously inside `request()`, which is how a
  * request object is tied back to the call that made it.
  */
-let creatingCall: ((at: number) => void) | undefined;
-const onSentByRequest = new WeakMap<object, (at: number) => void>();
+interface Leaving {
+  onSend: ((at: number) => void) | undefined;
+  leaveBy: number;
+  stop: AbortController | undefined;
+}
+let creatingCall: Leaving | undefined;
+const leavingByRequest = new WeakMap<object, Leaving>();
 subscribe('undici:request:create', (message) => {
   if (creatingCall === undefined) return;
-  onSentByRequest.set((message as { request: object }).request, creatingCall);
+  leavingByRequest.set((message as { request: object }).request, creatingCall);
   creatingCall = undefined;
 });
 subscribe('undici:client:sendHeaders', (message) => {
   const request = (message as { request: object }).request;
-  const onSent = onSentByRequest.get(request);
-  if (onSent === undefined) return;
-  onSentByRequest.delete(request);
-  onSent(performance.timeOrigin + performance.now());
+  const leaving = leavingByRequest.get(request);
+  if (leaving === undefined) return;
+  leavingByRequest.delete(request);
+  const at = performance.timeOrigin + performance.now();
+  if (at > leaving.leaveBy) {
+    // Aborting here destroys the socket before undici writes to it (synchronously, next): the
+    // platform never sees this call.
+    leaving.stop?.abort(
+      new HttpFailure(
+        'late',
+        `not sent: ready ${Math.round(at - leaving.leaveBy)}ms after the latest time its slot allowed`,
+      ),
+    );
+    return;
+  }
+  leaving.onSend?.(at);
 });
 
 /**
@@ -128,9 +152,12 @@ export class UndiciHttpClient implements HttpClient {
 
   async send(req: HttpRequest, options: SendOptions): Promise<HttpResponse> {
     this.inFlight++;
-    const signal = AbortSignal.timeout(options.timeoutMs);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const stop = options.leaveBy !== undefined ? new AbortController() : undefined;
+    const signal = stop === undefined ? timeout : AbortSignal.any([timeout, stop.signal]);
     try {
-      creatingCall = options.onSend;
+      if (options.onSend !== undefined || stop !== undefined)
+        creatingCall = { onSend: options.onSend, leaveBy: options.leaveBy ?? Infinity, stop };
       const pending = request(req.url, {
         method: req.method,
         headers: req.headers,
@@ -160,7 +187,7 @@ export class UndiciHttpClient implements HttpClient {
       }
       return { status: response.statusCode, headers, body: Buffer.concat(chunks, size) };
     } catch (error) {
-      throw toFailure(error, signal, options.timeoutMs);
+      throw toFailure(stop?.signal.reason ?? error, timeout, options.timeoutMs);
     } finally {
       this.inFlight--;
     }
