@@ -45,14 +45,20 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
   const request = buildRequest(work, services);
   const started = services.now();
   let response: HttpResponse;
+  const allowance = services.ledger.sendAllowanceMs;
   try {
     services.stats.calls++;
     response = await services.http.send(request, {
       timeoutMs: services.config.node.requestTimeout,
       maxBodyBytes: services.config.node.maxBodyBytes,
+      // The ledger counts the slot up to this time only (RateLedger.sendAllowanceMs).
+      ...(allowance !== undefined && work.reservation !== undefined && work.reservedAt !== undefined
+        ? { leaveBy: work.reservedAt + allowance }
+        : {}),
       onSend: (at) => {
-        // The slot counts from when the call really leaves, not from when it was granted.
-        if (work.reservation !== undefined && at > (work.reservedAt ?? at)) {
+        // The slot counts from when the call really leaves, not from when it was granted; a
+        // ledger with an allowance learns it even when it left at once (it counted the latest time).
+        if (work.reservation !== undefined && (allowance !== undefined || at > (work.reservedAt ?? at))) {
           const marked = services.ledger.markSent(work.reservation, work.reservedChecks ?? work.checks, at);
           // The KV ledger answers later; the one in memory has already moved the slot.
           if (marked instanceof Promise)
@@ -66,6 +72,12 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
       },
     });
   } catch (error) {
+    if (error instanceof HttpFailure && error.kind === 'late') {
+      // Never sent: no call, and its slot is spent (counted until the time it could leave).
+      services.stats.calls--;
+      services.stats.lapsedSlots++;
+      return { kind: 'slot-lapsed', reason: error.message };
+    }
     services.stats.callFailures++;
     if (error instanceof HttpFailure) {
       if (error.kind === 'body-too-large' || error.kind === 'blocked-address')
@@ -168,15 +180,20 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
 }
 
 /**
- * A slot counts from when it was taken. A call that waited for a collector longer than half the
- * margin would otherwise leave while a call that came after its window, on this node or another,
- * is still inside it: it takes its slot again at the time it really leaves, or goes back to its
- * throttle to wait for the next one.
+ * A slot counts from when it was taken (in memory), or until the latest time its call may leave
+ * (KV, see RateLedger.sendAllowanceMs). A call that waited for a collector longer than half the
+ * margin, or half that allowance, would otherwise leave while a call that came after its window,
+ * on this node or another, is still inside it, or be stopped as late: it takes its slot again at
+ * the time it really leaves, or goes back to its throttle to wait for the next one.
  */
 async function retakeLateSlot(work: Work, services: NodeServices): Promise<PageOutcome | undefined> {
   if (work.reservation === undefined || work.reservedAt === undefined) return undefined;
   const now = services.now();
-  if (now - work.reservedAt <= services.config.node.limitMargin / 2) return undefined;
+  // A ledger that counts a slot until the latest time its call may leave needs a new one only
+  // when that time is near; half of it is left for the call to get through the event loop.
+  const allowance = services.ledger.sendAllowanceMs;
+  const tolerance = allowance !== undefined ? allowance / 2 : services.config.node.limitMargin / 2;
+  if (now - work.reservedAt <= tolerance) return undefined;
   const checks = work.reservedChecks ?? work.checks;
   let slot;
   try {
