@@ -56,6 +56,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
         ? { leaveBy: work.reservedAt + allowance }
         : {}),
       onSend: (at) => {
+        if (work.reservedAt !== undefined) services.stats.sendLag.record(at - work.reservedAt);
         // The slot counts from when the call really leaves, not from when it was granted; a
         // ledger with an allowance learns it even when it left at once (it counted the latest time).
         if (work.reservation !== undefined && (allowance !== undefined || at > (work.reservedAt ?? at))) {
@@ -65,7 +66,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
             marked.catch((error: unknown) =>
               services.log.warn(
                 { err: error, key: work.key },
-                'ledger unavailable: a slot stays at its reserved time',
+                'ledger unavailable: the slot stays where the ledger counted it',
               ),
             );
         }
@@ -86,7 +87,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     }
     throw error;
   } finally {
-    services.stats.recordLatency(services.now() - started);
+    services.stats.latency.record(services.now() - started);
     // The platform is done with the call: its place under a concurrency cap is free (storing
     // the page below is no call).
     releasePlaces(work, services);

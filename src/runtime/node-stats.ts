@@ -52,22 +52,14 @@ export class NodeStats {
    * ThrottleRegistry sets itself here), not copied into a map of its own.
    */
   keys: KeyDirectory = NO_KEYS;
-  private readonly latencies = new Float64Array(4096);
-  private latencyCount = 0;
+  /** How long calls took, from send to the whole answer read. */
+  readonly latency = new RecentSamples();
+  /**
+   * How long after its grant each call left (undici wrote it): event-loop lag and waiting for a
+   * collector. The KV ledger's send allowance must cover it, or calls lapse (lapsedSlots).
+   */
+  readonly sendLag = new RecentSamples();
   private dispatchMark = { at: Date.now(), calls: 0 };
-
-  recordLatency(ms: number): void {
-    this.latencies[this.latencyCount++ % this.latencies.length] = ms;
-  }
-
-  /** p50/p95/p99 over the most recent calls (a ring of 4,096). */
-  latencyPercentiles(): { p50: number; p95: number; p99: number; max: number } {
-    const n = Math.min(this.latencyCount, this.latencies.length);
-    if (n === 0) return { p50: 0, p95: 0, p99: 0, max: 0 };
-    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
-    const at = (q: number): number => round(sorted[Math.min(n - 1, Math.floor(q * n))] as number);
-    return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: round(sorted[n - 1] as number) };
-  }
 
   /** Calls per second since the previous call of this method. */
   takeDispatchRate(now = Date.now()): number {
@@ -75,6 +67,33 @@ export class NodeStats {
     const rate = seconds > 0 ? (this.calls - this.dispatchMark.calls) / seconds : 0;
     this.dispatchMark = { at: now, calls: this.calls };
     return round(rate);
+  }
+}
+
+/** Percentiles over the most recent samples (a ring of 4,096), and the largest since start. */
+export class RecentSamples {
+  private readonly ring = new Float64Array(4096);
+  private count = 0;
+  private largest = 0;
+
+  record(ms: number): void {
+    this.ring[this.count++ % this.ring.length] = ms;
+    if (ms > this.largest) this.largest = ms;
+  }
+
+  /** p50/p95/p99/max over the ring, and `maxEver` since the node started. */
+  percentiles(): { p50: number; p95: number; p99: number; max: number; maxEver: number } {
+    const n = Math.min(this.count, this.ring.length);
+    if (n === 0) return { p50: 0, p95: 0, p99: 0, max: 0, maxEver: 0 };
+    const sorted = Array.from(this.ring.subarray(0, n)).sort((a, b) => a - b);
+    const at = (q: number): number => round(sorted[Math.min(n - 1, Math.floor(q * n))] as number);
+    return {
+      p50: at(0.5),
+      p95: at(0.95),
+      p99: at(0.99),
+      max: round(sorted[n - 1] as number),
+      maxEver: round(this.largest),
+    };
   }
 }
 

@@ -22,7 +22,9 @@ export interface NodeSnapshot {
     lapsedSlots: number;
     ledgerErrors: number;
     perSecond: number;
-    latencyMs: ReturnType<NodeStats['latencyPercentiles']>;
+    latencyMs: ReturnType<NodeStats['latency']['percentiles']>;
+    /** From a call's grant to when it left (see NodeStats.sendLag). */
+    sendLagMs: ReturnType<NodeStats['sendLag']['percentiles']>;
   };
   storage: { pages: number; bytes: number; retries: number };
   restarts: number;
@@ -110,7 +112,8 @@ export function takeSnapshot(
       lapsedSlots: stats.lapsedSlots,
       ledgerErrors: stats.ledgerErrors,
       perSecond: stats.takeDispatchRate(now),
-      latencyMs: stats.latencyPercentiles(),
+      latencyMs: stats.latency.percentiles(),
+      sendLagMs: stats.sendLag.percentiles(),
     },
     storage: { pages: stats.pagesStored, bytes: stats.bytesStored, retries: stats.storageRetries },
     restarts: stats.actorRestarts,
