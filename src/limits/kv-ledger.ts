@@ -91,6 +91,9 @@ export class KvLedger implements RateLedger {
   /** Who this node is in a cap's line of waiters (one per ledger, so per node). */
   private readonly nodeId = randomUUID();
   conflicts = 0;
+  /** KV round trips this ledger made: reads (cache misses and re-reads) and writes (CAS). */
+  kvReads = 0;
+  kvWrites = 0;
 
   private constructor(kv: KV, options: LedgerOptions, log?: Logger) {
     this.kv = kv;
@@ -314,6 +317,7 @@ export class KvLedger implements RateLedger {
   }
 
   private async fetch(key: string): Promise<Cached> {
+    this.kvReads++;
     const entry: KvEntry | null = await this.kv.get(`l.${kvKey(key)}`);
     // A deleted or purged key keeps its revision: the next write is an update of the tombstone.
     const cached: Cached =
@@ -331,6 +335,7 @@ export class KvLedger implements RateLedger {
   /** Compare-and-set; false (and a fresh cache) when another node wrote first. */
   private async write(key: string, value: Stored, revision: number): Promise<boolean> {
     const data = JSON.stringify(value);
+    this.kvWrites++;
     try {
       const next =
         revision === 0

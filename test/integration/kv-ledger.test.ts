@@ -186,6 +186,27 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
     expect(await c.reserve(check, t0 + 5_210 + allowance + 5_010)).toMatchObject({ granted: true });
   });
 
+  it('costs two KV writes per call under one window, and no read once the key is cached', async () => {
+    const a = ledgers[0] as KvLedger;
+    const check = [rolling('traffic/acct', 1, 100)];
+    const before = { reads: a.kvReads, writes: a.kvWrites };
+    const t0 = 2_000_000;
+    const calls = 5;
+    for (let n = 0; n < calls; n++) {
+      const at = t0 + n * 2_000;
+      const slot = await a.reserve(check, at);
+      if (!slot.granted) throw new Error(`expected a slot at call ${n}`);
+      await a.markSent(slot.id, check, at + 3);
+    }
+    // One read the first time the key is seen; then the reservation's write and the write that
+    // confirms when the call left, per call. No other node touches this key: no conflicts.
+    expect(a.kvReads - before.reads).toBe(1);
+    expect(a.kvWrites - before.writes).toBe(2 * calls);
+    // A key without limits never reaches KV.
+    await a.reserve([], t0);
+    expect(a.kvWrites - before.writes).toBe(2 * calls);
+  });
+
   it('holds a concurrency cap across nodes: never more than N in flight, and a freed place is seen at once', async () => {
     const cap: LimitCheck[] = [
       { key: 'cap/acct|in-flight', kind: 'concurrent', limit: 2, windowMs: 0, weight: 1 },
