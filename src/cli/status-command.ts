@@ -38,7 +38,7 @@ export function formatSnapshot(s: NodeSnapshot): string {
     `  throttles  alive ${s.throttles.alive}  passivated ${s.throttles.passivated}  parked ${s.throttles.parked}  paused keys ${s.throttles.pausedKeys}`,
     `  collectors busy ${s.collectors.busy}/${s.collectors.total}  waiting calls ${s.collectors.callsWaiting}  requests in flight ${s.collectors.inFlightRequests}`,
     `  calls      ${s.calls.total} (${s.calls.perSecond}/s)  failures ${s.calls.failures}  throttle signals ${s.calls.throttleSignals}  lapsed slots ${s.calls.lapsedSlots}  latency p50 ${s.calls.latencyMs.p50}ms p99 ${s.calls.latencyMs.p99}ms  send lag p99 ${s.calls.sendLagMs.p99}ms max ${s.calls.sendLagMs.maxEver}ms`,
-    `  storage    ${s.storage.pages} pages  ${s.storage.bytes} bytes  retries ${s.storage.retries}   restarts ${s.restarts}`,
+    `  storage    ${s.storage.pages} pages  ${s.storage.bytes} bytes  retries ${s.storage.retries}   restarts ${s.restarts}   event loop delay p99 ${s.eventLoopDelayMs.p99}ms max ${s.eventLoopDelayMs.max}ms`,
   ];
   if (s.mostDelayed.length > 0) {
     lines.push('  most delayed keys:');

@@ -1,3 +1,5 @@
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
+
 /** What one throttle key is doing, kept up to date by its actor; read by metrics and status. */
 export interface KeyStatus {
   readonly key: string;
@@ -60,6 +62,23 @@ export class NodeStats {
    */
   readonly sendLag = new RecentSamples();
   private dispatchMark = { at: Date.now(), calls: 0 };
+  /** How late the node's event loop runs its timers: what holds every call, ack and grant up. */
+  private readonly loopDelay: ELDHistogram = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor() {
+    this.loopDelay.enable();
+  }
+
+  /** Event-loop delay in ms since the node started (a timer armed every 10 ms fires this late). */
+  loopDelayMs(): { p50: number; p99: number; max: number } {
+    const ms = (ns: number): number => round(ns / 1e6);
+    if (this.loopDelay.count === 0) return { p50: 0, p99: 0, max: 0 };
+    return {
+      p50: ms(this.loopDelay.percentile(50)),
+      p99: ms(this.loopDelay.percentile(99)),
+      max: ms(this.loopDelay.max),
+    };
+  }
 
   /** Calls per second since the previous call of this method. */
   takeDispatchRate(now = Date.now()): number {

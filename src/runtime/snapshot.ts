@@ -28,6 +28,8 @@ export interface NodeSnapshot {
   };
   storage: { pages: number; bytes: number; retries: number };
   restarts: number;
+  /** How late the node's event loop ran, since it started (see NodeStats.loopDelayMs). */
+  eventLoopDelayMs: ReturnType<NodeStats['loopDelayMs']>;
   /** The keys that wait longest, with what they wait for. */
   mostDelayed: Array<{ key: string; parked: number; waitsMs: number; reason: string }>;
   /** The keys with the most parked jobs. */
@@ -117,6 +119,7 @@ export function takeSnapshot(
     },
     storage: { pages: stats.pagesStored, bytes: stats.bytesStored, retries: stats.storageRetries },
     restarts: stats.actorRestarts,
+    eventLoopDelayMs: stats.loopDelayMs(),
     mostDelayed,
     topParked,
     paused,

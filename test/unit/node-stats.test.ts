@@ -27,4 +27,16 @@ describe('takeSnapshot', () => {
     expect(snapshot.calls.sendLagMs).toMatchObject({ max: 560, maxEver: 560 });
     expect(snapshot.calls.latencyMs).toMatchObject({ p50: 20, max: 20 });
   });
+
+  it("says how late the node's event loop ran", async () => {
+    const stats = new NodeStats();
+    // Let the 10 ms timer that measures it start, hold the loop for 80 ms, let the timer fire.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const until = performance.now() + 80;
+    while (performance.now() < until);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const { eventLoopDelayMs } = takeSnapshot('n1', stats, { held: 0, inFlightRequests: 0 });
+    expect(eventLoopDelayMs.max).toBeGreaterThanOrEqual(60);
+    expect(eventLoopDelayMs.p50).toBeLessThanOrEqual(eventLoopDelayMs.max);
+  });
 });
