@@ -230,8 +230,14 @@ describe('faults with real processes', () => {
     s.nodes[1]!.signal('SIGKILL');
     const killedAt = Date.now();
     await s.waitFor(ids, 90_000);
+    const afterKillSeconds = (Date.now() - killedAt) / 1000;
+    // How long after their grants the survivors' calls left, against the KV ledger's allowance.
+    const survivors = await Promise.all(['n1', 'n3'].map((node) => takerSnapshot(s.nc, node)));
     const { outcome, stats } = await settle(s, 'a', ids, {
-      afterKillSeconds: (Date.now() - killedAt) / 1000,
+      afterKillSeconds,
+      sendLagMs: survivors.map((snap) => snap?.calls.sendLagMs),
+      lapsedSlots: survivors.map((snap) => snap?.calls.lapsedSlots),
+      eventLoopDelayMs: survivors.map((snap) => snap?.eventLoopDelayMs),
     });
     expect(outcome).toMatchObject({
       jobs: 1500,
@@ -241,6 +247,7 @@ describe('faults with real processes', () => {
       strayObjects: 0,
     });
     expect(stats.violations).toBe(0);
+    for (const snap of survivors) expect(snap?.calls.sendLagMs.maxEver).toBeGreaterThan(0);
     expect(await s.nodes[1]!.exited).toBe('SIGKILL');
   }, 150_000);
 
