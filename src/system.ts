@@ -163,7 +163,11 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     log,
   });
   const snapshot = (): NodeSnapshot =>
-    takeSnapshot(name, stats, { held: source.heldCount, inFlightRequests: http.inFlight });
+    takeSnapshot(name, stats, {
+      held: source.heldCount,
+      inFlightRequests: http.inFlight,
+      ledger: services.ledger.traffic?.(),
+    });
   const metrics = spawnMetrics(system, services, snapshot);
   const metricsTimer = setInterval(() => tell(metrics, { type: 'tick' }), config.node.metricsInterval);
   metricsTimer.unref();

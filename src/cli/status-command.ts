@@ -40,6 +40,10 @@ export function formatSnapshot(s: NodeSnapshot): string {
     `  calls      ${s.calls.total} (${s.calls.perSecond}/s)  failures ${s.calls.failures}  throttle signals ${s.calls.throttleSignals}  lapsed slots ${s.calls.lapsedSlots}  latency p50 ${s.calls.latencyMs.p50}ms p99 ${s.calls.latencyMs.p99}ms  send lag p99 ${s.calls.sendLagMs.p99}ms max ${s.calls.sendLagMs.maxEver}ms`,
     `  storage    ${s.storage.pages} pages  ${s.storage.bytes} bytes  retries ${s.storage.retries}   restarts ${s.restarts}   event loop delay p99 ${s.eventLoopDelayMs.p99}ms max ${s.eventLoopDelayMs.max}ms`,
   ];
+  if (s.ledger !== undefined)
+    lines.push(
+      `  ledger     KV reads ${s.ledger.reads}  writes ${s.ledger.writes}  conflicts ${s.ledger.conflicts}`,
+    );
   if (s.mostDelayed.length > 0) {
     lines.push('  most delayed keys:');
     for (const k of s.mostDelayed)

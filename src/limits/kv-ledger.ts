@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import {
   laterOf,
   slowdownCheck,
+  type LedgerTraffic,
   type LimitCheck,
   type RateLedger,
   type Reservation,
@@ -111,6 +112,10 @@ export class KvLedger implements RateLedger {
     const ledger = new KvLedger(kv, options, options.log);
     await ledger.watchPauses();
     return ledger;
+  }
+
+  traffic(): LedgerTraffic {
+    return { reads: this.kvReads, writes: this.kvWrites, conflicts: this.conflicts };
   }
 
   reserve(checks: readonly LimitCheck[], asked: number): Promise<Reservation> {

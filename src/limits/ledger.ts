@@ -57,6 +57,12 @@ export type Reservation =
       readonly limit: LimitCheck;
     };
 
+export interface LedgerTraffic {
+  reads: number;
+  writes: number;
+  conflicts: number;
+}
+
 /**
  * Where calls are counted. Every throttle actor asks it for a slot for each limit that applies
  * to its next call; limits shared by many keys (a whole source, an app) are shared here. The
@@ -81,6 +87,8 @@ export interface RateLedger {
    * only, needs none: it moves a slot at the moment its call leaves.
    */
   readonly sendAllowanceMs?: number | undefined;
+  /** A shared ledger's round trips so far (KV reads, compare-and-set writes, lost races); none in memory. */
+  traffic?(): LedgerTraffic;
   /**
    * The call reserved as `id` is about to leave at `now`, well after its slot was taken (it
    * waited for a free collector). Its slot may have left the window meanwhile and another call,

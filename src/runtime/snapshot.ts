@@ -1,3 +1,4 @@
+import type { LedgerTraffic } from '../limits/ledger.ts';
 import type { KeyStatus, NodeStats } from './node-stats.ts';
 
 /** The node's figures as logged every interval and answered to `prism status`. */
@@ -28,6 +29,8 @@ export interface NodeSnapshot {
   };
   storage: { pages: number; bytes: number; retries: number };
   restarts: number;
+  /** The shared ledger's KV round trips since start (absent with the in-memory ledger). */
+  ledger?: LedgerTraffic;
   /** How late the node's event loop ran, since it started (see NodeStats.loopDelayMs). */
   eventLoopDelayMs: ReturnType<NodeStats['loopDelayMs']>;
   /** The keys that wait longest, with what they wait for. */
@@ -44,7 +47,7 @@ export interface NodeSnapshot {
 export function takeSnapshot(
   node: string,
   stats: NodeStats,
-  live: { held: number; inFlightRequests: number },
+  live: { held: number; inFlightRequests: number; ledger?: LedgerTraffic | undefined },
   now = Date.now(),
   top = 10,
 ): NodeSnapshot {
@@ -120,6 +123,7 @@ export function takeSnapshot(
     storage: { pages: stats.pagesStored, bytes: stats.bytesStored, retries: stats.storageRetries },
     restarts: stats.actorRestarts,
     eventLoopDelayMs: stats.loopDelayMs(),
+    ...(live.ledger !== undefined ? { ledger: live.ledger } : {}),
     mostDelayed,
     topParked,
     paused,

@@ -186,6 +186,17 @@ async function takerSnapshot(nc: NatsConnection, node: string): Promise<NodeSnap
   return undefined;
 }
 
+/** A node's ledger round trips divided by its calls. */
+const perCall = (snap: NodeSnapshot | undefined) => {
+  if (snap?.ledger === undefined || snap.calls.total === 0) return undefined;
+  const per = (n: number): number => Math.round((n / snap.calls.total) * 100) / 100;
+  return {
+    reads: per(snap.ledger.reads),
+    writes: per(snap.ledger.writes),
+    conflicts: per(snap.ledger.conflicts),
+  };
+};
+
 /** The smallest gaps the emulator saw on keys it counted violations for (to tell lag from a bug). */
 const violatedGaps = (stats: EmulatorStats): number[] =>
   Object.values(stats.byKey)
@@ -238,6 +249,8 @@ describe('faults with real processes', () => {
       sendLagMs: survivors.map((snap) => snap?.calls.sendLagMs),
       lapsedSlots: survivors.map((snap) => snap?.calls.lapsedSlots),
       eventLoopDelayMs: survivors.map((snap) => snap?.eventLoopDelayMs),
+      // KV round trips per call the survivors made (one rolling limit per call here).
+      ledgerPerCall: survivors.map((snap) => perCall(snap)),
     });
     expect(outcome).toMatchObject({
       jobs: 1500,
