@@ -28,6 +28,15 @@ describe('takeSnapshot', () => {
     expect(snapshot.calls.latencyMs).toMatchObject({ p50: 20, max: 20 });
   });
 
+  it("carries the shared ledger's round trips, and none for a ledger in memory", () => {
+    const stats = new NodeStats();
+    const traffic = { reads: 3, writes: 8, conflicts: 1 };
+    expect(takeSnapshot('n1', stats, { held: 0, inFlightRequests: 0, ledger: traffic }).ledger).toEqual(
+      traffic,
+    );
+    expect(takeSnapshot('n1', stats, { held: 0, inFlightRequests: 0 })).not.toHaveProperty('ledger');
+  });
+
   it("says how late the node's event loop ran", async () => {
     const stats = new NodeStats();
     // Let the 10 ms timer that measures it start, hold the loop for 80 ms, let the timer fire.
