@@ -111,6 +111,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     // A call holds its place under a concurrency cap for at most requestTimeout (undici aborts
     // it then); a place outlives that only when its node died before giving it back.
     leaseMs: config.node.requestTimeout + config.node.limitMargin + 1_000,
+    sendAllowanceMs: config.node.sendAllowance,
   };
   const services: NodeServices = {
     config,

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { SEND_ALLOWANCE_MS } from '../limits/ledger.ts';
 import { parseDuration } from './duration.ts';
 
 /** A duration written as `5s`, `1h`, … or a number of milliseconds; becomes milliseconds. */
@@ -199,6 +200,14 @@ const NodeSchema = z.strictObject({
     .optional(),
   /** Kept on top of every window for clock skew and transit jitter (see docs). */
   limitMargin: duration.default(25),
+  /**
+   * nats-kv ledger: how long after its grant a call may still leave. Other nodes count the call
+   * from that latest time until its node says when it left; a call not written by then is
+   * stopped and waits for a new slot (README, "The margin, and why").
+   */
+  sendAllowance: duration
+    .refine((ms) => ms >= 50, 'must be at least 50ms: calls held up longer are stopped before they leave')
+    .default(SEND_ALLOWANCE_MS),
   ackWait: duration.default(30_000),
   /**
    * max_ack_pending of the consumer all nodes share; -1: no limit. A job handed back with a

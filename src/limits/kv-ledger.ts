@@ -4,6 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import {
   laterOf,
+  SEND_ALLOWANCE_MS,
   slowdownCheck,
   type LedgerTraffic,
   type LimitCheck,
@@ -27,14 +28,7 @@ import { nextUtcMidnight, utcDayStart } from './window-log.ts';
 
 export const LEDGER_BUCKET = 'PRISM_LEDGER';
 
-/**
- * How long after its grant a call may still leave (RateLedger.sendAllowanceMs). Measured in the
- * three-node tests on a busy 2-core machine: 12% of calls left more than 200 ms after their
- * grant, the worst 563 ms later (event-loop lag inside undici). A call held up longer is stopped
- * and waits for a new slot; one second keeps that rare without holding other nodes back for long,
- * since the node that made the call moves it to when it really left a moment after.
- */
-export const SEND_ALLOWANCE_MS = 1_000;
+export { SEND_ALLOWANCE_MS };
 
 /**
  * A rolling limit's calls, oldest first: times, ids, weights when not all 1, and `p` (1 where the

@@ -57,6 +57,16 @@ export type Reservation =
       readonly limit: LimitCheck;
     };
 
+/**
+ * How long after its grant a call may still leave, by default (RateLedger.sendAllowanceMs,
+ * `node.sendAllowance`). In fault test (a) on a busy 2-core machine (three nodes, NATS and the
+ * emulator) calls left at most 420–620 ms after their grants, most of it waiting for a free
+ * collector. A call held up longer is stopped before it is written and waits for a new slot;
+ * one second keeps that rare without holding other nodes back for long, since the node that
+ * made the call moves it to when it really left a moment after.
+ */
+export const SEND_ALLOWANCE_MS = 1_000;
+
 export interface LedgerTraffic {
   reads: number;
   writes: number;

@@ -8,11 +8,15 @@ import { startHarness, type Harness } from '../helpers/prism-harness.ts';
  * slots; when the collectors free up, the calls must still reach the platform 200 ms apart. The
  * KV ledger counts a slot until the latest time its call may leave (SEND_ALLOWANCE_MS, 1 s), so
  * its keys take their slots further apart: the slow calls take longer than that, for slots to
- * lapse with either ledger.
+ * lapse with either ledger, and with a shorter allowance set in the config.
  */
-describe.each(['nats-kv', 'memory'] as const)(
-  'calls that waited for a collector longer than their window (%s ledger)',
-  (ledger) => {
+describe.each([
+  { ledger: 'nats-kv', sendAllowance: undefined },
+  { ledger: 'nats-kv', sendAllowance: '400ms' },
+  { ledger: 'memory', sendAllowance: undefined },
+] as const)(
+  'calls that waited for a collector longer than their window ($ledger ledger, send allowance $sendAllowance)',
+  ({ ledger, sendAllowance }) => {
     let h: Harness;
     beforeAll(async () => {
       h = await startHarness({
@@ -20,7 +24,7 @@ describe.each(['nats-kv', 'memory'] as const)(
         limits: [{ scope: 'platform', platform: 'tight', limit: 1, perMs: 200 }],
       });
       await h.startNode({
-        node: { concurrency: 2, ledger },
+        node: { concurrency: 2, ledger, ...(sendAllowance !== undefined ? { sendAllowance } : {}) },
         sources: {
           hog: { allowHosts: [h.host], apis: { report: {} } },
           // One limit for the whole source, shared by every account's throttle actor.
@@ -56,6 +60,9 @@ describe.each(['nats-kv', 'memory'] as const)(
       expect(stats.violations).toBe(0);
       // The scenario really made slots lapse (else it would prove nothing).
       expect(h.nodes[0]?.snapshot().calls.lapsedSlots).toBeGreaterThan(0);
+      // The config's allowance is the one the KV ledger keeps (the memory ledger needs none).
+      const allowance = h.nodes[0]?.services.ledger.sendAllowanceMs;
+      expect(allowance).toBe(ledger === 'memory' ? undefined : sendAllowance === undefined ? 1_000 : 400);
     });
   },
 );

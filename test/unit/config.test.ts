@@ -53,6 +53,17 @@ describe('config', () => {
       expect(() => parseConfig({ node: { maxAckPending: bad }, sources: {} })).toThrow(/node\.maxAckPending/);
   });
 
+  it('takes a send allowance of 50 ms or more (1 s by default), and says why otherwise', () => {
+    expect(parseConfig({ sources: {} }).node.sendAllowance).toBe(1_000);
+    expect(parseConfig({ node: { sendAllowance: '2s' }, sources: {} }).node.sendAllowance).toBe(2_000);
+    expect(() => parseConfig({ node: { sendAllowance: '10ms' }, sources: {} })).toThrow(
+      /at least 50ms.*at node\.sendAllowance/s,
+    );
+    expect(() => parseConfig({ node: { sendAllowance: 'soon' }, sources: {} })).toThrow(
+      /invalid duration.*at node\.sendAllowance/s,
+    );
+  });
+
   it('resolves limit templates, including meta fields, and merges duplicates to the stricter', () => {
     const config = parseConfig({
       sources: {
