@@ -28,11 +28,9 @@ import { nextUtcMidnight, utcDayStart } from './window-log.ts';
 
 export const LEDGER_BUCKET = 'PRISM_LEDGER';
 
-export { SEND_ALLOWANCE_MS };
-
 /**
  * A rolling limit's calls, oldest first: times, ids, weights when not all 1, and `p` (1 where the
- * call has not been confirmed yet: its time is the latest it may leave, see SEND_ALLOWANCE_MS).
+ * call has not been confirmed yet: its time is the latest it may leave, see RateLedger.sendAllowanceMs).
  */
 interface RollingLog {
   t: number[];
@@ -85,10 +83,8 @@ export class KvLedger implements RateLedger {
   private closed = false;
   /** Who this node is in a cap's line of waiters (one per ledger, so per node). */
   private readonly nodeId = randomUUID();
-  conflicts = 0;
-  /** KV round trips this ledger made: reads (cache misses and re-reads) and writes (CAS). */
-  kvReads = 0;
-  kvWrites = 0;
+  /** KV round trips so far: reads (cache misses, re-reads), writes (CAS), writes that lost a race. */
+  private readonly counted: LedgerTraffic = { reads: 0, writes: 0, conflicts: 0 };
 
   private constructor(kv: KV, options: LedgerOptions, log?: Logger) {
     this.kv = kv;
@@ -109,7 +105,7 @@ export class KvLedger implements RateLedger {
   }
 
   traffic(): LedgerTraffic {
-    return { reads: this.kvReads, writes: this.kvWrites, conflicts: this.conflicts };
+    return { ...this.counted };
   }
 
   reserve(checks: readonly LimitCheck[], asked: number): Promise<Reservation> {
@@ -187,7 +183,7 @@ export class KvLedger implements RateLedger {
         this.rememberReservation(id, now);
         return { granted: true, id, at: now };
       }
-      this.conflicts++;
+      this.counted.conflicts++;
       // All or nothing: take back the slots already written, then decide again on fresh state.
       for (const i of written) await this.removeCall(checks[i] as LimitCheck, id, now);
     }
@@ -316,7 +312,7 @@ export class KvLedger implements RateLedger {
   }
 
   private async fetch(key: string): Promise<Cached> {
-    this.kvReads++;
+    this.counted.reads++;
     const entry: KvEntry | null = await this.kv.get(`l.${kvKey(key)}`);
     // A deleted or purged key keeps its revision: the next write is an update of the tombstone.
     const cached: Cached =
@@ -334,7 +330,7 @@ export class KvLedger implements RateLedger {
   /** Compare-and-set; false (and a fresh cache) when another node wrote first. */
   private async write(key: string, value: Stored, revision: number): Promise<boolean> {
     const data = JSON.stringify(value);
-    this.kvWrites++;
+    this.counted.writes++;
     try {
       const next =
         revision === 0

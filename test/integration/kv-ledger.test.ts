@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../src/bus/nats-connection.ts';
-import { KvLedger, kvKey, SEND_ALLOWANCE_MS } from '../../src/limits/kv-ledger.ts';
-import type { LimitCheck } from '../../src/limits/ledger.ts';
+import { KvLedger, kvKey } from '../../src/limits/kv-ledger.ts';
+import { SEND_ALLOWANCE_MS, type LimitCheck } from '../../src/limits/ledger.ts';
 import { nextUtcMidnight } from '../../src/limits/window-log.ts';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
 
@@ -191,7 +191,7 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
   it('costs two KV writes per call under one window, and no read once the key is cached', async () => {
     const a = ledgers[0] as KvLedger;
     const check = [rolling('traffic/acct', 1, 100)];
-    const before = { reads: a.kvReads, writes: a.kvWrites };
+    const before = a.traffic();
     const t0 = 2_000_000;
     const calls = 5;
     for (let n = 0; n < calls; n++) {
@@ -202,11 +202,11 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
     }
     // One read the first time the key is seen; then the reservation's write and the write that
     // confirms when the call left, per call. No other node touches this key: no conflicts.
-    expect(a.kvReads - before.reads).toBe(1);
-    expect(a.kvWrites - before.writes).toBe(2 * calls);
+    expect(a.traffic().reads - before.reads).toBe(1);
+    expect(a.traffic().writes - before.writes).toBe(2 * calls);
     // A key without limits never reaches KV.
     await a.reserve([], t0);
-    expect(a.kvWrites - before.writes).toBe(2 * calls);
+    expect(a.traffic().writes - before.writes).toBe(2 * calls);
   });
 
   it('holds a concurrency cap across nodes: never more than N in flight, and a freed place is seen at once', async () => {
