@@ -7,6 +7,9 @@ set -euo pipefail
 D=$(realpath -m "${1:?data dir}"); PORT=${2:-7480}
 AK=${S3_ACCESS_KEY:-testkey}; SK=${S3_SECRET_KEY:-testsecret}
 mkdir -p "$D"/{run,log,mon,osd/0}
+# A start that fails part way stops what it started: a monitor left running would hold its port
+# and a core share for the rest of the test run.
+trap 'status=$?; [ "$status" = 0 ] || bash "$(dirname "$0")/stop-rgw.sh" "$D"' EXIT
 CONF=$D/ceph.conf
 if [ ! -f "$CONF" ]; then
   FSID=$(cat /proc/sys/kernel/random/uuid)
@@ -47,6 +50,16 @@ log file = $D/log/rgw.log
 EOF
 fi
 c() { timeout 60 "$@" -c "$CONF"; }
+# A monitor command can fail while the monitor is still settling under load ("EPERM: problem
+# getting command descriptions from mon." seen in CI): the ones below are idempotent, so try again.
+mon_cmd() {
+  for attempt in 1 2 3 4 5; do
+    c "$@" >/dev/null && return 0
+    echo "ceph $*: failed (attempt $attempt); trying again" >&2
+    sleep 1
+  done
+  return 1
+}
 if [ ! -f "$D/mon/a/store.db/CURRENT" ]; then
   FSID=$(awk '/^fsid/{print $3}' "$CONF")
   monmaptool --create --addv a "[v1:127.0.0.1:${MON_PORT:-6789}]" --fsid "$FSID" "$D/monmap" >/dev/null
@@ -57,11 +70,11 @@ fi
 ceph-mon -c "$CONF" -i a -f >>"$D/log/mon.out" 2>&1 & echo $! >"$D/run/mon.pid"
 if [ "${NEW:-0}" = 1 ]; then
   OSDUUID=$(cat /proc/sys/kernel/random/uuid)
-  c ceph osd new "$OSDUUID" >/dev/null
+  mon_cmd ceph osd new "$OSDUUID"
   c ceph-osd -i 0 --mkfs --osd-uuid "$OSDUUID" >>"$D/log/osd-mkfs.out" 2>&1
-  c ceph osd crush add-bucket localhost host >/dev/null
-  c ceph osd crush move localhost root=default >/dev/null
-  c ceph osd crush add osd.0 1.0 host=localhost >/dev/null
+  mon_cmd ceph osd crush add-bucket localhost host
+  mon_cmd ceph osd crush move localhost root=default
+  mon_cmd ceph osd crush add osd.0 1.0 host=localhost
 fi
 start_osd() { ceph-osd -c "$CONF" -i 0 -f >>"$D/log/osd.out" 2>&1 & echo $! >"$D/run/osd.pid"; }
 start_osd
