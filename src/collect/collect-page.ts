@@ -74,9 +74,11 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     });
   } catch (error) {
     if (error instanceof HttpFailure && error.kind === 'late') {
-      // Never sent: no call, and its slot is spent (counted until the time it could leave).
+      // Never sent: no call. Its slot goes back to the ledger (and this key waits for a new one
+      // from now, not a whole window after the latest time the lapsed one allowed).
       services.stats.calls--;
       services.stats.lapsedSlots++;
+      await cancelUnsent(work, services);
       return { kind: 'slot-lapsed', reason: error.message };
     }
     services.stats.callFailures++;
@@ -212,6 +214,24 @@ async function retakeLateSlot(work: Work, services: NodeServices): Promise<PageO
   work.reservation = slot.id;
   work.reservedAt = slot.at;
   return undefined;
+}
+
+/**
+ * Gives back the slot and places of a call that never left. A ledger that does not answer keeps
+ * them counted, which only makes calls wait longer; the places are not given back twice.
+ */
+async function cancelUnsent(work: Work, services: NodeServices): Promise<void> {
+  if (work.reservation === undefined) return;
+  const reservation = work.reservation;
+  work.reservation = undefined;
+  try {
+    await services.ledger.cancel(reservation, work.reservedChecks ?? work.checks);
+  } catch (error) {
+    services.log.warn(
+      { err: error, key: work.key },
+      'ledger unavailable: the unsent call stays counted until its slot lapses',
+    );
+  }
 }
 
 /** Gives back the call's places under concurrency caps, on every node's view (fire and forget). */

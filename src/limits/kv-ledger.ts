@@ -123,8 +123,9 @@ export class KvLedger implements RateLedger {
     const started = performance.now();
     // Whether a concurrency cap without room was read from KV just now rather than the cache.
     let freshCaps = false;
-    // Likewise for windows held up by another node's unconfirmed call.
+    // Likewise for windows held up by another node's unconfirmed call, and for full day counts.
     let freshWindows = false;
+    let freshDays = false;
     for (let attempt = 0; attempt < 50; attempt++) {
       // Each attempt decides at its own time: conflicts with other nodes can take tens of ms,
       // and a slot recorded at the first attempt's time would count from before the call left.
@@ -150,6 +151,13 @@ export class KvLedger implements RateLedger {
         if (blocked.kind === 'concurrent' && !freshCaps) {
           freshCaps = true;
           await Promise.all(checks.filter((c) => c.kind === 'concurrent').map((c) => this.fetch(c.key)));
+          continue;
+        }
+        // A day's count in the cache only grows too: a call given back on another node (cancel,
+        // retake) shows in KV alone. One look before a refusal that lasts until midnight.
+        if (blocked.kind === 'utc-day' && !freshDays) {
+          freshDays = true;
+          await Promise.all(checks.filter((c) => c.kind === 'utc-day').map((c) => this.fetch(c.key)));
           continue;
         }
         if (unconfirmed !== undefined) {
@@ -227,12 +235,16 @@ export class KvLedger implements RateLedger {
   }
 
   async retake(id: number, checks: readonly LimitCheck[], now: number): Promise<Reservation> {
-    const reservedAt = this.reservedAt.get(id);
-    this.reservedAt.delete(id);
     // Not atomic across the two steps: a node that takes the room in between only makes this
     // call wait for the next slot, which is what it would have to do anyway.
-    for (const check of checks) await this.removeCall(check, id, reservedAt);
+    await this.cancel(id, checks);
     return this.reserve(checks, now);
+  }
+
+  async cancel(id: number, checks: readonly LimitCheck[]): Promise<void> {
+    const reservedAt = this.reservedAt.get(id);
+    this.reservedAt.delete(id);
+    for (const check of checks) await this.removeCall(check, id, reservedAt);
   }
 
   async release(id: number, checks: readonly LimitCheck[]): Promise<void> {

@@ -108,6 +108,14 @@ export interface RateLedger {
    */
   retake(id: number, checks: readonly LimitCheck[], now: number): Reservation | Promise<Reservation>;
   /**
+   * The call reserved as `id` never left: the HTTP client stopped it before writing a byte, past
+   * the latest time its slot allowed. Its slot (in every window and day's count) and its places
+   * are given back, as if it had never been reserved: left counted, an unsent call would hold its
+   * key back a whole window (and a daily quota's unit) for nothing, and other nodes would poll for
+   * it until its latest time.
+   */
+  cancel(id: number, checks: readonly LimitCheck[]): void | Promise<void>;
+  /**
    * The call reserved as `id` ended (answered, failed, or never sent): its places in
    * concurrency caps are free again. A place whose call is never released (its node died) lapses
    * after the ledger's lease time.

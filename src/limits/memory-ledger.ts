@@ -128,9 +128,14 @@ export class MemoryLedger implements RateLedger {
 
   /** Answers at once, as `reserve` does: a call that waited for the pool costs it no promise. */
   retake(id: number, checks: readonly LimitCheck[], now: number): Reservation {
+    this.cancel(id, checks);
+    return this.reserve(checks, now);
+  }
+
+  /** A day's log holds its calls by id too: a call comes off the day it was counted in, or none. */
+  cancel(id: number, checks: readonly LimitCheck[]): void {
     for (const check of checks) if (check.kind !== 'concurrent') this.existingLogOf(check)?.remove(id);
     this.releaseNow(id, checks);
-    return this.reserve(checks, now);
   }
 
   async pause(key: string, until: number, reason: string): Promise<void> {

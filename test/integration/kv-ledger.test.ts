@@ -188,6 +188,26 @@ describe('KvLedger: one ledger for many nodes, in JetStream KV', () => {
     expect(await c.reserve(check, t0 + 5_210 + allowance + 5_010)).toMatchObject({ granted: true });
   });
 
+  it('frees the slot of a call that never left at once, on every node, and takes it off the day', async () => {
+    const [a, b] = ledgers as [KvLedger, KvLedger];
+    const t0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+    const window = [rolling('unsent/acct', 1, 5_000)];
+    const day: LimitCheck = { key: 'unsent/day', limit: 1, windowMs: 86_400_000, kind: 'utc-day', weight: 1 };
+    const unsent = await a.reserve([...window, day], t0);
+    if (!unsent.granted) throw new Error('expected a slot');
+    // Unconfirmed and uncancelled, it holds b back for a window after its latest time.
+    expect(await b.reserve(window, t0 + 100)).toMatchObject({ granted: false });
+    expect(await b.reserve([day], t0 + 100)).toMatchObject({ granted: false });
+    // a's HTTP client stopped the call before it was written: a gives the slot back.
+    await a.cancel(unsent.id, [...window, day]);
+    // b's cache still holds the unconfirmed call: it reads KV again before refusing, and goes.
+    const next = await b.reserve(window, t0 + 200);
+    expect(next.granted).toBe(true);
+    expect((await b.reserve([day], t0 + 200)).granted).toBe(true);
+    // b's call counts in full on a's side.
+    expect(await a.reserve(window, t0 + 300)).toMatchObject({ granted: false });
+  });
+
   it('costs two KV writes per call under one window, and no read once the key is cached', async () => {
     const a = ledgers[0] as KvLedger;
     const check = [rolling('traffic/acct', 1, 100)];

@@ -117,6 +117,28 @@ describe('MemoryLedger sliding windows', () => {
     expect(ledger.reserve(c, 1250).granted).toBe(true);
   });
 
+  it('gives back the slot, the day count and the place of a call that never left', async () => {
+    const ledger = new MemoryLedger();
+    const t = Date.UTC(2026, 10, 24, 12, 0, 0);
+    const day: LimitCheck = { key: 'd', limit: 1, windowMs: 86_400_000, kind: 'utc-day', weight: 1 };
+    const place: LimitCheck = { key: 'k|in-flight', limit: 1, windowMs: 0, kind: 'concurrent', weight: 1 };
+    const c = [check(1, 5_000), day, place];
+    const unsent = ledger.reserve(c, t);
+    if (!unsent.granted) throw new Error('expected a slot');
+    expect(ledger.reserve(c, t + 100).granted).toBe(false);
+    // At once, with no promise, as the ledger's other answers in memory.
+    expect(ledger.cancel(unsent.id, c)).toBeUndefined();
+    const next = ledger.reserve(c, t + 100);
+    expect(next.granted).toBe(true);
+    // The new call counts in full: the window, the day and the place are held again.
+    expect(ledger.reserve([check(1, 5_000)], t + 200)).toMatchObject({ granted: false, retryAt: t + 5_100 });
+    expect(ledger.reserve([day], t + 200).granted).toBe(false);
+    expect(ledger.reserve([place], t + 200).granted).toBe(false);
+    // Cancelling an id the ledger does not hold changes nothing.
+    ledger.cancel(unsent.id, c);
+    expect(ledger.reserve([check(1, 5_000)], t + 300).granted).toBe(false);
+  });
+
   it('widens windows by the margin', () => {
     const ledger = new MemoryLedger({ marginMs: 25 });
     const c = [check(1, 1000)];
