@@ -2,8 +2,9 @@ import { hostname } from 'node:os';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { spawnCollector } from './actors/collector.ts';
+import { SETTLING_PER_COLLECTOR, spawnCollector } from './actors/collector.ts';
 import { spawnCollectorPool } from './actors/collector-pool.ts';
+import { Settling } from './collect/settling.ts';
 import { spawnMetrics } from './actors/metrics.ts';
 import {
   spawnSupervisor,
@@ -139,6 +140,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const throttleSupervisor: ParentRef = spawnSupervisor(system, 'throttles', escalated('throttles'));
   const collectorSupervisor: ParentRef = spawnSupervisor(system, 'collectors', escalated('collectors'));
   const poison = new Map<string, number>();
+  const settling = new Settling(concurrency * SETTLING_PER_COLLECTOR);
   const pool = spawnCollectorPool(system, services);
   const throttles = new ThrottleRegistry(throttleSupervisor, services, pool);
   const router = spawnRouter(system, { services, spawnThrottle: throttles.spawn });
@@ -151,6 +153,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       router,
       isLive: (ref) => throttles.has(ref),
       poison,
+      settling,
     });
     collectors.push(collector);
     tell(pool, { type: 'collector-free', collector });
@@ -166,6 +169,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const snapshot = (): NodeSnapshot =>
     takeSnapshot(name, stats, {
       held: source.heldCount,
+      settling: settling.size,
       inFlightRequests: http.inFlight,
       ledger: services.ledger.traffic?.(),
     });
@@ -210,6 +214,11 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       while (source.heldCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       // Whatever is still held after the deadline goes back too: another node finishes it.
       for (const message of source.heldMessages()) message.nak(0);
+      // A settled job may still be clearing its checkpoint: let it, within the deadline.
+      await Promise.race([
+        settling.idle(),
+        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
+      ]);
       source.close();
       clearInterval(metricsTimer);
       clearInterval(sweepTimer);

@@ -1,7 +1,9 @@
 import { collectPage } from '../collect/collect-page.ts';
 import { deadLetterWork, finishJob, retryOrDeadLetter } from '../collect/settle.ts';
+import type { Settling } from '../collect/settling.ts';
 import type { CollectorMessage } from '../messages/collector-messages.ts';
 import type { ThrottleMessage } from '../messages/throttle-messages.ts';
+import type { Work } from '../messages/work.ts';
 import { spawnActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, CollectorRef, RouterRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
@@ -15,17 +17,46 @@ export interface CollectorDeps {
   isLive: (ref: unknown) => boolean;
   /** Counts crashes per job, to tell a poison job from bad luck. */
   poison: Map<string, number>;
+  /** Where jobs whose calls are done leave the node, without holding their collector. */
+  settling: Settling;
 }
+
+/** Jobs that may settle at once per collector, before collectors wait for NATS (see Settling). */
+export const SETTLING_PER_COLLECTOR = 4;
 
 /** Crashing the collector this often with one job makes it a poison job: DLQ, not another try. */
 export const POISON_CRASHES = 3;
 
 /**
  * Runs one call at a time: fetch one page, store it, then tell the key's throttle what happened
- * (next page, throttled, or the job left) and tell the pool it is free. Holds no state.
+ * (next page, throttled, or the job's calls are done) and tell the pool it is free. A job that
+ * is done leaves through `settling` (result, ack, or retry, or dead letter) while the collector
+ * takes its next call. Holds no state.
  */
 export function spawnCollector(parent: ParentRef, name: string, deps: CollectorDeps): CollectorRef {
   const { services } = deps;
+
+  /**
+   * Settles a job off the collector. When that fails (NATS away for longer than its retries), the
+   * job is tried again later like any failed attempt, which also ends a job whose result can
+   * never be published; the last resort hands the message back to JetStream.
+   */
+  const settleAfterCalls = (work: Work, settle: () => Promise<void>) => async (): Promise<void> => {
+    try {
+      await settle();
+    } catch (error) {
+      services.log.error({ err: error, job: work.job.id, key: work.key }, 'settling a job failed');
+      await retryOrDeadLetter(work, `settling failed: ${(error as Error).message}`, services).catch(
+        (err: unknown) => {
+          services.log.error(
+            { err, job: work.job.id },
+            'settling a job failed again; JetStream gets it back',
+          );
+          work.message.nak(services.config.node.backoffMax);
+        },
+      );
+    }
+  };
 
   const receive = async (
     _state: undefined,
@@ -59,20 +90,28 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
         case 'slot-lapsed':
           reply({ type: 'requeue', work });
           break;
+        // The platform is done with the job: its key may call again while the job settles.
         case 'finished':
-          await finishJob(work, services);
           reply(CALL_ENDED);
+          await deps.settling.admit(settleAfterCalls(work, () => finishJob(work, services)));
           break;
         case 'retry':
-          await retryOrDeadLetter(work, outcome.reason, services, outcome.notBefore);
           reply(CALL_ENDED);
+          await deps.settling.admit(
+            settleAfterCalls(work, () =>
+              retryOrDeadLetter(work, outcome.reason, services, outcome.notBefore),
+            ),
+          );
           break;
         case 'reject':
-          await deadLetterWork(work, 'rejected', outcome.reason, services);
           reply(CALL_ENDED);
+          await deps.settling.admit(
+            settleAfterCalls(work, () => deadLetterWork(work, 'rejected', outcome.reason, services)),
+          );
           break;
       }
     } finally {
+      // Also after a crash: the supervisor's onCrash settles the job but does not free the collector.
       tell(deps.pool, { type: 'collector-free', collector: ctx.self });
     }
     return undefined;
@@ -111,8 +150,8 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
           .finally(() => {
             if (deps.isLive(replyTo)) tell(replyTo, { type: 'call-ended' });
           });
-        // The crashed message never reached its `finally`: free the slot here.
-        if (self !== undefined) tell(deps.pool, { type: 'collector-free', collector: self });
+        // No collector-free here: the handler is async, so its `finally` ran before this (freeing
+        // it twice put it in the pool twice, and two calls then queued at one collector).
       },
     },
   });

@@ -34,7 +34,7 @@ export async function runStatus(flags: {
 export function formatSnapshot(s: NodeSnapshot): string {
   const lines = [
     `node ${s.node}  up ${s.uptimeSeconds}s`,
-    `  jobs       received ${s.jobs.received}  done ${s.jobs.done}  dlq ${s.jobs.deadLettered}  retried ${s.jobs.retried}  spilled ${s.jobs.spilled}  held ${s.jobs.held}`,
+    `  jobs       received ${s.jobs.received}  done ${s.jobs.done}  dlq ${s.jobs.deadLettered}  retried ${s.jobs.retried}  spilled ${s.jobs.spilled}  held ${s.jobs.held}  settling ${s.jobs.settling ?? 0}`,
     `  throttles  alive ${s.throttles.alive}  passivated ${s.throttles.passivated}  parked ${s.throttles.parked}  paused keys ${s.throttles.pausedKeys}`,
     `  collectors busy ${s.collectors.busy}/${s.collectors.total}  waiting calls ${s.collectors.callsWaiting}  requests in flight ${s.collectors.inFlightRequests}`,
     `  calls      ${s.calls.total} (${s.calls.perSecond}/s)  failures ${s.calls.failures}  throttle signals ${s.calls.throttleSignals}  lapsed slots ${s.calls.lapsedSlots}  latency p50 ${s.calls.latencyMs.p50}ms p99 ${s.calls.latencyMs.p99}ms  send lag p99 ${s.calls.sendLagMs.p99}ms max ${s.calls.sendLagMs.maxEver}ms`,

@@ -13,6 +13,8 @@ export interface NodeSnapshot {
     retried: number;
     spilled: number;
     held: number;
+    /** Calls done, leaving the node (result, ack; see Settling): part of `held`. */
+    settling: number;
   };
   throttles: { alive: number; spawned: number; passivated: number; parked: number; pausedKeys: number };
   collectors: { total: number; busy: number; idle: number; callsWaiting: number; inFlightRequests: number };
@@ -47,7 +49,7 @@ export interface NodeSnapshot {
 export function takeSnapshot(
   node: string,
   stats: NodeStats,
-  live: { held: number; inFlightRequests: number; ledger?: LedgerTraffic | undefined },
+  live: { held: number; settling?: number; inFlightRequests: number; ledger?: LedgerTraffic | undefined },
   now = Date.now(),
   top = 10,
 ): NodeSnapshot {
@@ -95,6 +97,7 @@ export function takeSnapshot(
       retried: stats.jobsRetried,
       spilled: stats.jobsSpilled,
       held: live.held,
+      settling: live.settling ?? 0,
     },
     throttles: {
       alive: stats.keys.size,

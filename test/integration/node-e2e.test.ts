@@ -421,5 +421,14 @@ describe('supervision: an actor that throws is restarted and its job is not lost
       reason: expect.stringMatching(/bug while calling/),
     });
     expect(h.nodes[0]?.snapshot().restarts).toBeGreaterThanOrEqual(2);
+    // A crash frees its collector once: every collector is idle again, none counted twice (a
+    // collector freed twice sat in the pool twice, and the busy count went below zero).
+    const node = h.nodes[0]!;
+    const settled = Date.now() + 5_000;
+    while (node.snapshot().collectors.busy > 0 && Date.now() < settled)
+      await new Promise((r) => setTimeout(r, 10));
+    const collectors = node.snapshot().collectors;
+    expect(collectors.busy).toBe(0);
+    expect(collectors.idle).toBe(collectors.total);
   });
 });
