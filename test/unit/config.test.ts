@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/config/duration.ts';
-import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import { productionConfig } from '../../src/config/platforms.ts';
 import { laneOf, limitChecksFor, pauseKeysFor, resolveTemplate } from '../../src/limits/limit-keys.ts';
 
@@ -136,5 +136,14 @@ describe('config', () => {
     expect(pauseKeysFor(config.sources.g!, vars)).toEqual(['g/r/a1/app=x', 'g/a1', 'g', 'g/x']);
     // A scope the job cannot fill (no meta.app) stops nothing rather than everything.
     expect(pauseKeysFor(config.sources.g!, { ...vars, meta: {} })).toEqual(['g/r/a1', 'g/a1', 'g']);
+  });
+});
+
+describe('the deployment config (deploy/prism.json, used by docker-compose.yml)', () => {
+  it('loads, with the shared ledger and its margins set explicitly', () => {
+    const config = loadConfigFile(new URL('../../deploy/prism.json', import.meta.url).pathname);
+    expect(config.node).toMatchObject({ ledger: 'nats-kv', limitMargin: 25, sendAllowance: 1_000 });
+    expect(Object.keys(config.sources)).toEqual(['meta']);
+    expect(config.sources.meta?.limits.length).toBeGreaterThan(0);
   });
 });
