@@ -13,10 +13,12 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 describe('jobs settle without holding their collector', () => {
   let h: Harness;
+  // 12 calls of 200 ms one after another: the server stops long before the collector could
+  // have made them all, and 2 s of it would fit 10 calls if nothing bounded them.
   const jobs = 12;
 
   beforeAll(async () => {
-    h = await startHarness({ platforms: { quick: { style: 'generic', latencyMs: 50 } } });
+    h = await startHarness({ platforms: { quick: { style: 'generic', latencyMs: 200 } } });
     await h.startNode({
       node: { concurrency: 1, metricsInterval: '1s' },
       sources: { quick: { allowHosts: [h.host], apis: { report: {} } } },
