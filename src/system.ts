@@ -215,10 +215,13 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       // Whatever is still held after the deadline goes back too: another node finishes it.
       for (const message of source.heldMessages()) message.nak(0);
       // A settled job may still be clearing its checkpoint: let it, within the deadline.
+      let giveUp: NodeJS.Timeout | undefined;
       await Promise.race([
         settling.idle(),
-        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
+        new Promise((r) => (giveUp = setTimeout(r, Math.max(0, deadline - Date.now())))),
       ]);
+      // Not left armed: it would keep a drained process alive until the deadline.
+      clearTimeout(giveUp);
       source.close();
       clearInterval(metricsTimer);
       clearInterval(sweepTimer);
