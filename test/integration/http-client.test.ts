@@ -2,16 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpFailure, UndiciHttpClient } from '../../src/http/http-client.ts';
+import { busyFor } from '../helpers/busy.ts';
 
 const now = (): number => performance.timeOrigin + performance.now();
-
-/** Blocks this thread, as a busy node's event loop does to a call that is ready to leave. */
-const busyFor = (ms: number): void => {
-  const until = now() + ms;
-  while (now() < until) {
-    // spin
-  }
-};
 
 /**
  * The HTTP client stops a call that could not leave by its `leaveBy` before a byte of it is

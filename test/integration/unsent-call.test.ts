@@ -16,15 +16,8 @@ import type { Job } from '../../src/messages/job.ts';
 import type { Work } from '../../src/messages/work.ts';
 import { NodeStats } from '../../src/runtime/node-stats.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
+import { busyFor } from '../helpers/busy.ts';
 import { startNatsServer, type NatsServerHandle } from '../helpers/nats-server.ts';
-
-/** Blocks this thread, as a busy node's event loop does to a call that is ready to leave. */
-const busyFor = (ms: number): void => {
-  const until = preciseNow() + ms;
-  while (preciseNow() < until) {
-    // spin
-  }
-};
 
 /** The real HTTP client, on a node whose event loop is stuck just after handing it a call. */
 class StuckAfterHandOver implements HttpClient {
