@@ -64,6 +64,7 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
     ctx: ActorContext<CollectorMessage>,
   ) => {
     const { work, replyTo } = message;
+    const turnStarted = services.now();
     // A reply whose throttle stopped meanwhile goes through the router, which finds the key's new actor.
     const reply = (next: ThrottleMessage): void => {
       if (deps.isLive(replyTo)) tell(replyTo, next);
@@ -112,6 +113,7 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
       }
     } finally {
       // Also after a crash: the supervisor's onCrash settles the job but does not free the collector.
+      services.stats.collectorTurn.record(services.now() - turnStarted);
       tell(deps.pool, { type: 'collector-free', collector: ctx.self });
     }
     return undefined;

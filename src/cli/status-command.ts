@@ -36,7 +36,7 @@ export function formatSnapshot(s: NodeSnapshot): string {
     `node ${s.node}  up ${s.uptimeSeconds}s`,
     `  jobs       received ${s.jobs.received}  done ${s.jobs.done}  dlq ${s.jobs.deadLettered}  retried ${s.jobs.retried}  spilled ${s.jobs.spilled}  held ${s.jobs.held}  settling ${s.jobs.settling ?? 0}`,
     `  throttles  alive ${s.throttles.alive}  passivated ${s.throttles.passivated}  parked ${s.throttles.parked}  paused keys ${s.throttles.pausedKeys}`,
-    `  collectors busy ${s.collectors.busy}/${s.collectors.total}  waiting calls ${s.collectors.callsWaiting}  requests in flight ${s.collectors.inFlightRequests}`,
+    `  collectors busy ${s.collectors.busy}/${s.collectors.total}  waiting calls ${s.collectors.callsWaiting}  requests in flight ${s.collectors.inFlightRequests}  turn p99 ${s.collectors.turnMs?.p99 ?? '?'}ms`,
     `  calls      ${s.calls.total} (${s.calls.perSecond}/s)  failures ${s.calls.failures}  throttle signals ${s.calls.throttleSignals}  lapsed slots ${s.calls.lapsedSlots}  latency p50 ${s.calls.latencyMs.p50}ms p99 ${s.calls.latencyMs.p99}ms  send lag p99 ${s.calls.sendLagMs.p99}ms max ${s.calls.sendLagMs.maxEver}ms`,
     `  storage    ${s.storage.pages} pages  ${s.storage.bytes} bytes  retries ${s.storage.retries}   restarts ${s.restarts}   event loop delay p99 ${s.eventLoopDelayMs.p99}ms max ${s.eventLoopDelayMs.max}ms`,
   ];

@@ -2,9 +2,11 @@
  * Jobs whose last call is done and that are leaving the node: result published, message acked,
  * checkpoint cleared (or nak'd, or dead-lettered). A collector hands a job over here and takes
  * its next call at once, instead of waiting through those NATS round trips while calls with
- * granted slots wait for it (in fault test (a) a collector's whole turn, storage included, took
- * 3–5 times as long as its platform call). The JetStream message stays held until it is settled,
- * so a drain still waits for every job here.
+ * granted slots wait for it. (How much that saves depends on NATS: with NATS stopped a collector
+ * went on calling, test/integration/settling.test.ts; in fault test (a), where a collector's turn
+ * is 3–4 times its call, the time goes to storing the page and the event loop, and the turn did
+ * not change measurably.) The JetStream message stays held until it is settled, so a drain still
+ * waits for every job here.
  *
  * At most `limit` jobs settle at once: when NATS falls behind, collectors wait for room rather
  * than spend more of the platforms' quotas on calls whose results cannot leave yet.

@@ -61,6 +61,12 @@ export class NodeStats {
    * collector. The KV ledger's send allowance must cover it, or calls lapse (lapsedSlots).
    */
   readonly sendLag = new RecentSamples();
+  /**
+   * How long a collector is busy per call: the call, storing its page, and handing the job on
+   * (to Settling, or back to its throttle). Much longer than `latency` means calls wait for
+   * collectors because of what the collectors do besides calling.
+   */
+  readonly collectorTurn = new RecentSamples();
   private dispatchMark = { at: Date.now(), calls: 0 };
   /** How late the node's event loop runs its timers: what holds every call, ack and grant up. */
   private readonly loopDelay: ELDHistogram = monitorEventLoopDelay({ resolution: 10 });

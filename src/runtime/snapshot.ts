@@ -17,7 +17,15 @@ export interface NodeSnapshot {
     settling: number;
   };
   throttles: { alive: number; spawned: number; passivated: number; parked: number; pausedKeys: number };
-  collectors: { total: number; busy: number; idle: number; callsWaiting: number; inFlightRequests: number };
+  collectors: {
+    total: number;
+    busy: number;
+    idle: number;
+    callsWaiting: number;
+    inFlightRequests: number;
+    /** How long a collector was busy per call (see NodeStats.collectorTurn). */
+    turnMs: ReturnType<NodeStats['collectorTurn']['percentiles']>;
+  };
   calls: {
     total: number;
     failures: number;
@@ -112,6 +120,7 @@ export function takeSnapshot(
       idle: stats.collectors - stats.collectorsBusy,
       callsWaiting: stats.callsWaiting,
       inFlightRequests: live.inFlightRequests,
+      turnMs: stats.collectorTurn.percentiles(),
     },
     calls: {
       total: stats.calls,

@@ -247,6 +247,9 @@ describe('faults with real processes', () => {
     const { outcome, stats } = await settle(s, 'a', ids, {
       afterKillSeconds,
       sendLagMs: survivors.map((snap) => snap?.calls.sendLagMs),
+      // How long a collector was busy per call, against the call itself.
+      collectorTurnMs: survivors.map((snap) => snap?.collectors.turnMs),
+      callLatencyMs: survivors.map((snap) => snap?.calls.latencyMs),
       lapsedSlots: survivors.map((snap) => snap?.calls.lapsedSlots),
       eventLoopDelayMs: survivors.map((snap) => snap?.eventLoopDelayMs),
       // KV round trips per call the survivors made (one rolling limit per call here).
