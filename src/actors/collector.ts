@@ -37,26 +37,35 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
   const { services } = deps;
 
   /**
-   * Settles a job off the collector. When that fails (NATS away for longer than its retries), the
-   * job is tried again later like any failed attempt, which also ends a job whose result can
-   * never be published; the last resort hands the message back to JetStream.
+   * Settles a job off the collector, then tells its key's throttle the call ended. Not before:
+   * the key's next call waits for its last job to settle, as it did when collectors settled jobs
+   * themselves. Those NATS round trips also give a platform's usage headers, slowing the key
+   * from another node's answer, time to reach this node through the KV watch (with call-ended
+   * sent first, signals-every-node's "Meta usage headers" case broke the platform's hidden limit
+   * in 1 of 5 runs on a loaded machine). When settling fails (NATS away for longer than its
+   * retries), the job is tried again later like any failed attempt, which also ends a job whose
+   * result can never be published; the last resort hands the message back to JetStream.
    */
-  const settleAfterCalls = (work: Work, settle: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await settle();
-    } catch (error) {
-      services.log.error({ err: error, job: work.job.id, key: work.key }, 'settling a job failed');
-      await retryOrDeadLetter(work, `settling failed: ${(error as Error).message}`, services).catch(
-        (err: unknown) => {
-          services.log.error(
-            { err, job: work.job.id },
-            'settling a job failed again; JetStream gets it back',
-          );
-          work.message.nak(services.config.node.backoffMax);
-        },
-      );
-    }
-  };
+  const settleAfterCalls =
+    (work: Work, reply: (next: ThrottleMessage) => void, settle: () => Promise<void>) =>
+    async (): Promise<void> => {
+      try {
+        await settle();
+      } catch (error) {
+        services.log.error({ err: error, job: work.job.id, key: work.key }, 'settling a job failed');
+        await retryOrDeadLetter(work, `settling failed: ${(error as Error).message}`, services).catch(
+          (err: unknown) => {
+            services.log.error(
+              { err, job: work.job.id },
+              'settling a job failed again; JetStream gets it back',
+            );
+            work.message.nak(services.config.node.backoffMax);
+          },
+        );
+      } finally {
+        reply(CALL_ENDED);
+      }
+    };
 
   const receive = async (
     _state: undefined,
@@ -91,23 +100,21 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
         case 'slot-lapsed':
           reply({ type: 'requeue', work });
           break;
-        // The platform is done with the job: its key may call again while the job settles.
+        // The collector is free for other keys' calls while the job settles; its own key hears
+        // call-ended once it has (see settleAfterCalls).
         case 'finished':
-          reply(CALL_ENDED);
-          await deps.settling.admit(settleAfterCalls(work, () => finishJob(work, services)));
+          await deps.settling.admit(settleAfterCalls(work, reply, () => finishJob(work, services)));
           break;
         case 'retry':
-          reply(CALL_ENDED);
           await deps.settling.admit(
-            settleAfterCalls(work, () =>
+            settleAfterCalls(work, reply, () =>
               retryOrDeadLetter(work, outcome.reason, services, outcome.notBefore),
             ),
           );
           break;
         case 'reject':
-          reply(CALL_ENDED);
           await deps.settling.admit(
-            settleAfterCalls(work, () => deadLetterWork(work, 'rejected', outcome.reason, services)),
+            settleAfterCalls(work, reply, () => deadLetterWork(work, 'rejected', outcome.reason, services)),
           );
           break;
       }
