@@ -121,11 +121,10 @@ export class KvLedger implements RateLedger {
     const id = Math.floor(Math.random() * Number.MAX_SAFE_INTEGER);
     if (checks.length === 0) return { granted: true, id, at: asked };
     const started = performance.now();
-    // Whether a concurrency cap without room was read from KV just now rather than the cache.
-    let freshCaps = false;
-    // Likewise for windows held up by another node's unconfirmed call, and for full day counts.
+    // Kinds of limit ('concurrent', 'utc-day') whose refusing counts were read from KV just now
+    // rather than the cache; and whether windows held up by another node's unconfirmed call were.
+    const freshCounts = new Set<LimitCheck['kind']>();
     let freshWindows = false;
-    let freshDays = false;
     for (let attempt = 0; attempt < 50; attempt++) {
       // Each attempt decides at its own time: conflicts with other nodes can take tens of ms,
       // and a slot recorded at the first attempt's time would count from before the call left.
@@ -146,18 +145,13 @@ export class KvLedger implements RateLedger {
       });
       if (blocked !== undefined) {
         // The cache shows this node's last view: a window only grows stale on the safe side (calls
-        // age out), but a cap stays full in it until a write conflicts. Another node's call may
-        // have ended since: look at what KV holds before refusing.
-        if (blocked.kind === 'concurrent' && !freshCaps) {
-          freshCaps = true;
-          await Promise.all(checks.filter((c) => c.kind === 'concurrent').map((c) => this.fetch(c.key)));
-          continue;
-        }
-        // A day's count in the cache only grows too: a call given back on another node (cancel,
-        // retake) shows in KV alone. One look before a refusal that lasts until midnight.
-        if (blocked.kind === 'utc-day' && !freshDays) {
-          freshDays = true;
-          await Promise.all(checks.filter((c) => c.kind === 'utc-day').map((c) => this.fetch(c.key)));
+        // age out), but a cap's places and a day's count stay full in it until a write conflicts.
+        // Another node's call may have ended, or been given back (cancel, retake), since: look at
+        // what KV holds before refusing (for a day, a refusal that lasts until midnight).
+        const { kind } = blocked;
+        if ((kind === 'concurrent' || kind === 'utc-day') && !freshCounts.has(kind)) {
+          freshCounts.add(kind);
+          await Promise.all(checks.filter((c) => c.kind === kind).map((c) => this.fetch(c.key)));
           continue;
         }
         if (unconfirmed !== undefined) {
