@@ -132,7 +132,7 @@ function newWork(index: number, shared: KeyJobs, at: number): Work {
     attempt: 1,
     page: 0,
     request: shared.job.request,
-    objects: [],
+    objects: undefined,
     startedAt: at,
     throttled: 0,
     reservation: undefined,

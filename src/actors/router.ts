@@ -160,7 +160,7 @@ async function toWork(
     page: checkpoint?.page ?? 0,
     // A page request is read, never changed in place: the first page's is the job's own.
     request: checkpoint?.request ?? job.request,
-    objects: checkpoint?.objects ?? [],
+    objects: checkpoint?.objects,
     startedAt: checkpoint?.startedAt ?? services.now(),
     throttled: 0,
     // Every field a job will have, from the start: fields added later would cost each job an

@@ -150,7 +150,8 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     services,
   );
   if (stored === undefined) return { kind: 'retry', reason: `storage unavailable for ${key}` };
-  work.objects.push(stored);
+  const objects = (work.objects ??= []);
+  objects.push(stored);
   services.stats.pagesStored++;
   services.stats.bytesStored += stored.bytes;
 
@@ -173,7 +174,7 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     .save(job.id, {
       page: work.page,
       request: work.request,
-      objects: work.objects,
+      objects,
       startedAt: work.startedAt,
     })
     .catch((error: unknown) =>
