@@ -156,7 +156,6 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       settling,
     });
     collectors.push(collector);
-    tell(pool, { type: 'collector-free', collector });
   }
 
   const source = new JobSource(js, {

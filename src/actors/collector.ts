@@ -74,6 +74,7 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
   ) => {
     const { work, replyTo } = message;
     const turnStarted = services.now();
+    let crashed = true;
     // A reply whose throttle stopped meanwhile goes through the router, which finds the key's new actor.
     const reply = (next: ThrottleMessage): void => {
       if (deps.isLive(replyTo)) tell(replyTo, next);
@@ -118,17 +119,31 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
           );
           break;
       }
+      crashed = false;
     } finally {
-      // Also after a crash: the supervisor's onCrash settles the job but does not free the collector.
       services.stats.collectorTurn.record(services.now() - turnStarted);
-      tell(deps.pool, { type: 'collector-free', collector: ctx.self });
+      // After a crash the collector is free only once it has restarted (see initialState).
+      if (!crashed) tell(deps.pool, { type: 'collector-free', collector: ctx.self });
     }
     return undefined;
   };
 
-  const self: CollectorRef = spawnActor<undefined, CollectorMessage>(parent, {
+  /**
+   * Runs when the collector starts, and again when it restarts after a crash: only then, after
+   * the supervisor's backoff (10 ms, doubling per crash up to 2 s), can it take a call. Freed when
+   * the crash was caught instead, it was handed the next call at once (the pool takes the collector
+   * freed last), and that call waited out the backoff while other collectors sat idle. A collector
+   * stopped after too many crashes never rejoins the pool.
+   */
+  let self: CollectorRef | undefined = undefined;
+  const initialState = (): undefined => {
+    if (self !== undefined) tell(deps.pool, { type: 'collector-free', collector: self });
+    return undefined;
+  };
+
+  self = spawnActor<undefined, CollectorMessage>(parent, {
     name,
-    initialState: () => undefined,
+    initialState,
     receive,
     supervision: {
       restart: 'reset',
@@ -159,10 +174,11 @@ export function spawnCollector(parent: ParentRef, name: string, deps: CollectorD
           .finally(() => {
             if (deps.isLive(replyTo)) tell(replyTo, { type: 'call-ended' });
           });
-        // No collector-free here: the handler is async, so its `finally` ran before this (freeing
-        // it twice put it in the pool twice, and two calls then queued at one collector).
+        // No collector-free here: it rejoins the pool when it restarts (initialState).
       },
     },
   });
+  // Collectors join the pool by telling it they are free once they exist.
+  tell(deps.pool, { type: 'collector-free', collector: self });
   return self;
 }

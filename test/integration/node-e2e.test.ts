@@ -356,26 +356,27 @@ describe('a node end to end (real NATS, emulator over HTTP, file storage)', () =
   });
 });
 
+/** An HTTP client with a bug: it throws (not an HttpFailure) for chosen URLs, crashing the collector. */
+class BuggyHttp implements HttpClient {
+  private readonly real = new UndiciHttpClient();
+  crashesLeft = new Map<string, number>();
+  get inFlight() {
+    return this.real.inFlight;
+  }
+  send: HttpClient['send'] = (req, options) => {
+    for (const [fragment, left] of this.crashesLeft) {
+      if (req.url.includes(fragment) && left > 0) {
+        this.crashesLeft.set(fragment, left - 1);
+        throw new TypeError(`bug while calling ${fragment}`);
+      }
+    }
+    return this.real.send(req, options);
+  };
+  close = () => this.real.close();
+}
+
 describe('supervision: an actor that throws is restarted and its job is not lost', () => {
   let h: Harness;
-  /** An HTTP client with a bug: it throws (not an HttpFailure) for chosen URLs, crashing the collector. */
-  class BuggyHttp implements HttpClient {
-    private readonly real = new UndiciHttpClient();
-    crashesLeft = new Map<string, number>();
-    get inFlight() {
-      return this.real.inFlight;
-    }
-    send: HttpClient['send'] = (req, options) => {
-      for (const [fragment, left] of this.crashesLeft) {
-        if (req.url.includes(fragment) && left > 0) {
-          this.crashesLeft.set(fragment, left - 1);
-          throw new TypeError(`bug while calling ${fragment}`);
-        }
-      }
-      return this.real.send(req, options);
-    };
-    close = () => this.real.close();
-  }
   const http = new BuggyHttp();
 
   beforeAll(async () => {
@@ -430,5 +431,80 @@ describe('supervision: an actor that throws is restarted and its job is not lost
     const collectors = node.snapshot().collectors;
     expect(collectors.busy).toBe(0);
     expect(collectors.idle).toBe(collectors.total);
+  });
+});
+
+describe('supervision: a crashed collector takes calls again only once it has restarted', () => {
+  let h: Harness;
+  const http = new BuggyHttp();
+
+  beforeAll(async () => {
+    h = await startHarness();
+    // One collector: the pool has no other to hand a call to, and what it knows of that one shows.
+    await h.startNode(
+      {
+        node: { ...fastNode, concurrency: 1 },
+        sources: { adjust: { allowHosts: [h.host], apis: { report: {} } } },
+      },
+      { http },
+    );
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('stays busy through its restart backoff instead of being handed the next call to hold', async () => {
+    // 7 crashes of the one collector within a minute: its backoffs grow 10, 20, …, 640 ms.
+    http.crashesLeft.set('/adjust/crashy-', 7);
+    const node = h.nodes[0]!;
+    /** Per crash (the node's restart count), whether the pool saw the collector free within 50 ms. */
+    const freeSoonAfter = new Map<number, boolean>();
+    let sampling = true;
+    const sampler = (async () => {
+      let seen = node.snapshot().restarts;
+      let since = 0;
+      while (sampling) {
+        const snap = node.snapshot();
+        if (snap.restarts !== seen) {
+          seen = snap.restarts;
+          since = Date.now();
+          freeSoonAfter.set(seen, false);
+        }
+        if (seen > 0 && Date.now() - since <= 50 && snap.collectors.idle > 0) freeSoonAfter.set(seen, true);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    // One job at a time, so no call waits in the pool when the collector crashes: freed at the
+    // crash, as before, the pool listed it idle at once (and would hand it the next call to hold
+    // through the backoff while other collectors sat idle).
+    const ids: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const id = await h.publish({
+        id: `crashy-${i}`,
+        source: 'adjust',
+        api: 'report',
+        account: `crashy-${i}`,
+        request: { url: `http://${h.host}/adjust/crashy-${i}/report` },
+      });
+      ids.push(id);
+      await h.waitFor([id], 20_000);
+    }
+    sampling = false;
+    await sampler;
+    // Jobs 1 and 2 crashed on each of their 3 attempts; job 3 once, then finished.
+    expect(h.dead.get(ids[0]!)).toMatchObject({ reason: expect.stringMatching(/bug while calling/) });
+    expect(h.dead.get(ids[1]!)).toMatchObject({ reason: expect.stringMatching(/bug while calling/) });
+    expect(h.results.get(ids[2]!)).toMatchObject({ status: 'ok', attempts: 2 });
+    expect(node.snapshot().restarts).toBe(7);
+    // Crashes 5 to 7 had backoffs of 160, 320 and 640 ms: not free within 50 ms of any of them.
+    expect([5, 6, 7].map((crash) => [crash, freeSoonAfter.get(crash)])).toEqual([
+      [5, false],
+      [6, false],
+      [7, false],
+    ]);
+    // And free again after each restart: the collector ends idle, listed once.
+    await expect
+      .poll(() => node.snapshot().collectors, { timeout: 5_000 })
+      .toMatchObject({ busy: 0, idle: 1 });
   });
 });
