@@ -135,19 +135,28 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   };
 
   const system = startActorSystem(`prism-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`);
-  const escalated = (what: string) => (error: Error) =>
-    log.error({ err: error }, `${what}: a child was stopped after repeated crashes`);
-  const throttleSupervisor: ParentRef = spawnSupervisor(system, 'throttles', escalated('throttles'));
-  const collectorSupervisor: ParentRef = spawnSupervisor(system, 'collectors', escalated('collectors'));
+  const throttleSupervisor: ParentRef = spawnSupervisor(system, 'throttles', (error) =>
+    log.error({ err: error }, 'throttles: a throttle actor was stopped after repeated crashes'),
+  );
+  // A collector stopped after repeated crashes is replaced by a new one (with no crash history):
+  // else every collector of a node hit by a bug in one API's answers would be gone within
+  // minutes, and the node would go on taking jobs from JetStream that no one calls.
+  const collectorSupervisor: ParentRef = spawnSupervisor(system, 'collectors', (error, stopped) => {
+    const index = collectors.findIndex((ref) => ref === stopped);
+    log.error(
+      { err: error },
+      'collectors: a collector was stopped after repeated crashes; a new one takes its place',
+    );
+    if (index >= 0) collectors[index] = newCollector(`collector-${index}-${++replaced}`);
+  });
   const poison = new Map<string, number>();
   const settling = new Settling(concurrency * SETTLING_PER_COLLECTOR);
   const pool = spawnCollectorPool(system, services);
   const throttles = new ThrottleRegistry(throttleSupervisor, services, pool);
   const router = spawnRouter(system, { services, spawnThrottle: throttles.spawn });
   throttles.router = router;
-  const collectors: CollectorRef[] = [];
-  for (let i = 0; i < concurrency; i++) {
-    const collector = spawnCollector(collectorSupervisor, `collector-${i}`, {
+  const newCollector = (name: string): CollectorRef =>
+    spawnCollector(collectorSupervisor, name, {
       services,
       pool,
       router,
@@ -155,8 +164,9 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       poison,
       settling,
     });
-    collectors.push(collector);
-  }
+  const collectors: CollectorRef[] = [];
+  let replaced = 0;
+  for (let i = 0; i < concurrency; i++) collectors.push(newCollector(`collector-${i}`));
 
   const source = new JobSource(js, {
     maxHeld: config.node.maxParked,

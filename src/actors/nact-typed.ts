@@ -405,16 +405,22 @@ export function childCount(parent: ParentRef): number {
 /**
  * A parent that handles no messages. nact copies an actor's children map for every message it
  * handles (~1.2 ms per message at 10,000 children), so actors with many children are silent
- * supervisors; whoever routes to the children keeps its own map. An escalated child is stopped.
+ * supervisors; whoever routes to the children keeps its own map. An escalated child is stopped
+ * (`onEscalated` is told which, before it stops).
  */
 export function spawnSupervisor(
   parent: ParentRef,
   name: string,
-  onEscalated: (error: Error) => void,
+  onEscalated: (error: Error, child: ActorRef<never> | undefined) => void,
 ): ParentRef {
-  const onCrash = (_message: unknown, error: unknown, ctx: NactSupervisionContext): symbol => {
+  const onCrash = (
+    _message: unknown,
+    error: unknown,
+    ctx: NactSupervisionContext,
+    child: object | undefined,
+  ): symbol => {
     try {
-      onEscalated(asError(error));
+      onEscalated(asError(error), child as ActorRef<never> | undefined);
     } catch {
       // onCrash must never throw: nact turns that into an unhandled rejection.
     }

@@ -508,3 +508,58 @@ describe('supervision: a crashed collector takes calls again only once it has re
       .toMatchObject({ busy: 0, idle: 1 });
   });
 });
+
+describe('supervision: a collector stopped after repeated crashes is replaced', () => {
+  let h: Harness;
+  const http = new BuggyHttp();
+
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.startNode(
+      {
+        node: { ...fastNode, concurrency: 1 },
+        sources: { adjust: { allowHosts: [h.host], apis: { report: {} } } },
+      },
+      { http },
+    );
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('keeps the node collecting after its only collector crashed more than 20 times in a minute', async () => {
+    // A collector is stopped at its 21st crash within 60 s (collector.ts: maxCrashes 20); with
+    // its restart backoffs (up to 2 s each) that takes ~30 s on the node's one collector.
+    http.crashesLeft.set('/adjust/boom-', 21);
+    const ids: string[] = [];
+    for (let i = 1; i <= 8; i++)
+      ids.push(
+        await h.publish({
+          id: `boom-${i}`,
+          source: 'adjust',
+          api: 'report',
+          account: `boom-${i}`,
+          request: { url: `http://${h.host}/adjust/boom-${i}/report` },
+        }),
+      );
+    await h.waitFor(ids, 60_000);
+    expect(http.crashesLeft.get('/adjust/boom-')).toBe(0);
+    const node = h.nodes[0]!;
+    expect(node.snapshot().restarts).toBe(21);
+    // Every job ended: 3 crashes make a job poison; any job with a crash to spare finished.
+    for (const id of ids) expect(h.dead.get(id)?.kind ?? h.results.get(id)?.status).toMatch(/poison|ok/);
+    // A job after it all is collected by the new collector, which then sits idle in the pool.
+    const after = await h.publish({
+      id: 'after-boom',
+      source: 'adjust',
+      api: 'report',
+      account: 'calm',
+      request: { url: `http://${h.host}/adjust/calm/report` },
+    });
+    await h.waitFor([after], 10_000);
+    expect(h.results.get(after)).toMatchObject({ status: 'ok', attempts: 1 });
+    await expect
+      .poll(() => node.snapshot().collectors, { timeout: 5_000 })
+      .toMatchObject({ busy: 0, idle: 1 });
+  }, 90_000);
+});
