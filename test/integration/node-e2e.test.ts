@@ -434,13 +434,15 @@ describe('supervision: an actor that throws is restarted and its job is not lost
   });
 });
 
-describe('supervision: a crashed collector takes calls again only once it has restarted', () => {
-  let h: Harness;
+/**
+ * A node of its own with one collector and a buggy HTTP client, for the describe that calls it:
+ * the pool has no other collector to hand a call to, and what it knows of that one shows.
+ */
+function nodeWithOneBuggyCollector(): { harness: () => Harness; http: BuggyHttp } {
+  let h: Harness | undefined;
   const http = new BuggyHttp();
-
   beforeAll(async () => {
     h = await startHarness();
-    // One collector: the pool has no other to hand a call to, and what it knows of that one shows.
     await h.startNode(
       {
         node: { ...fastNode, concurrency: 1 },
@@ -452,8 +454,14 @@ describe('supervision: a crashed collector takes calls again only once it has re
   afterAll(async () => {
     await h?.close();
   });
+  return { harness: () => h!, http };
+}
+
+describe('supervision: a crashed collector takes calls again only once it has restarted', () => {
+  const { harness, http } = nodeWithOneBuggyCollector();
 
   it('stays busy through its restart backoff instead of being handed the next call to hold', async () => {
+    const h = harness();
     // 7 crashes of the one collector within a minute: its backoffs grow 10, 20, …, 640 ms.
     http.crashesLeft.set('/adjust/crashy-', 7);
     const node = h.nodes[0]!;
@@ -510,24 +518,10 @@ describe('supervision: a crashed collector takes calls again only once it has re
 });
 
 describe('supervision: a collector stopped after repeated crashes is replaced', () => {
-  let h: Harness;
-  const http = new BuggyHttp();
-
-  beforeAll(async () => {
-    h = await startHarness();
-    await h.startNode(
-      {
-        node: { ...fastNode, concurrency: 1 },
-        sources: { adjust: { allowHosts: [h.host], apis: { report: {} } } },
-      },
-      { http },
-    );
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
+  const { harness, http } = nodeWithOneBuggyCollector();
 
   it('keeps the node collecting after its only collector crashed more than 20 times in a minute', async () => {
+    const h = harness();
     // A collector is stopped at its 21st crash within 60 s (collector.ts: maxCrashes 20); with
     // its restart backoffs (up to 2 s each) that takes ~30 s on the node's one collector.
     http.crashesLeft.set('/adjust/boom-', 21);
