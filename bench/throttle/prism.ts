@@ -139,6 +139,7 @@ function newWork(index: number, shared: KeyJobs, at: number): Work {
     reservedAt: undefined,
     reservedChecks: undefined,
     lastStatus: undefined,
+    nextInLine: undefined,
   };
 }
 

@@ -169,5 +169,6 @@ async function toWork(
     reservedAt: undefined,
     reservedChecks: undefined,
     lastStatus: undefined,
+    nextInLine: undefined,
   };
 }

@@ -41,4 +41,9 @@ export interface Work {
   /** The limits that slot was taken in (the job's, plus any slowdown in force). */
   reservedChecks?: LimitCheck[];
   lastStatus?: number;
+  /**
+   * The job behind this one in its key's line of parked jobs (KeyThrottle): the line is linked
+   * through its jobs rather than held in a deque per key. Only the key's throttle actor sets it.
+   */
+  nextInLine?: Work | undefined;
 }

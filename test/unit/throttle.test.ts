@@ -10,7 +10,7 @@ import {
   type ParentRef,
 } from '../../src/actors/nact-typed.ts';
 import type { NodeServices } from '../../src/actors/services.ts';
-import { throttleKind, type KeyThrottle } from '../../src/actors/throttle.ts';
+import { KeyThrottle, throttleKind } from '../../src/actors/throttle.ts';
 import type { JobMessage } from '../../src/bus/job-message.ts';
 import { CredentialStore } from '../../src/config/credentials.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
@@ -163,6 +163,29 @@ const until = async (check: () => boolean, ms = 3_000): Promise<void> => {
   }
 };
 
+describe("a key's line of parked jobs", () => {
+  it('keeps arrival order, puts a returning job first, and unlinks every job it lets go', () => {
+    const line = new KeyThrottle(KEY, 1, 0);
+    const [a, b, c, d] = [newWork(), newWork(), newWork(), newWork()] as [Work, Work, Work, Work];
+    line.park(a, false);
+    line.park(b, false);
+    // A next page or a retry goes back to the front.
+    line.park(c, true);
+    expect(line.parked).toBe(3);
+    expect(line.unparkFirst()).toBe(c);
+    expect(c.nextInLine).toBeUndefined();
+    line.park(d, false);
+    expect(line.takeParked()).toEqual([a, b, d]);
+    expect([a, b, d].map((w) => w.nextInLine)).toEqual([undefined, undefined, undefined]);
+    expect(line.parked).toBe(0);
+    expect(line.firstInLine).toBeUndefined();
+    // An emptied line takes jobs again, first or last.
+    line.park(b, true);
+    line.park(a, false);
+    expect(line.takeParked()).toEqual([b, a]);
+  });
+});
+
 describe('throttle actor', () => {
   it('spaces calls by the limit + margin, says why it waits, and asks the ledger about twice a call', async () => {
     const { ref, status, sent, asked } = setUp();
@@ -236,13 +259,13 @@ describe('throttle actor', () => {
     expect(ledger.keyCount).toBe(1);
   });
 
-  it('an idle key keeps no deque and no checks of its last job', async () => {
+  it('an idle key holds none of its jobs and no checks of its last job', async () => {
     const { ref, status, sent } = setUp();
     tell(ref, { type: 'enqueue', work: newWork() });
     tell(ref, { type: 'enqueue', work: newWork() });
     await until(() => sent.length === 2);
     await until(() => status.inFlight === 0 && status.parked === 0);
-    expect(status.parkedJobs).toBeUndefined();
+    expect(status.firstInLine).toBeUndefined();
     expect(status.notBeforeChecks).toBeUndefined();
     expect(status.keyChecks).toBeUndefined();
     expect(status.waitReason).toBeUndefined();
