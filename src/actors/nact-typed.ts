@@ -3,8 +3,8 @@
  * unannotated handlers become `any`). Everything else in src/actors talks to nact only here.
  */
 import { createRequire } from 'node:module';
-import Denque from 'denque';
 import nact from 'nact';
+import { Mailbox, NO_MAIL, type MailQueue } from './mailbox.ts';
 
 /**
  * How actors run here differs from nact 7.6.2 (unmaintained) in what it costs, not in what it
@@ -52,7 +52,7 @@ interface NactActor {
   stopped: boolean;
   immediate: unknown;
   state: unknown;
-  mailbox: { push(message: unknown): void; shift(): unknown; readonly length: number };
+  mailbox: MailQueue;
   f: (this: unknown, state: unknown, message: unknown, ctx: unknown) => unknown;
   afterMessage(): void;
   handleFault(message: unknown, sender: unknown, error: unknown): void;
@@ -103,8 +103,10 @@ interface LinkedRef {
 Actor.prototype.dispatch = function (this: NactActor, message: unknown) {
   this.assertNotStopped();
   this.clearTimeout();
-  if (this.busy) this.mailbox.push(message);
-  else this.handleMessage(message, NOBODY);
+  if (!this.busy) this.handleMessage(message, NOBODY);
+  // A lean actor gets its mailbox with its first queued message (see Mailbox).
+  else if (this.mailbox === NO_MAIL) (this.mailbox = new Mailbox()).push(message);
+  else this.mailbox.push(message);
 };
 Actor.prototype.handleMessage = function (this: NactActor, message: unknown) {
   this.busy = true;
@@ -569,7 +571,7 @@ class LeanActor {
   reference: LeanReference;
   stopped = false;
   busy = false;
-  mailbox = new Denque<unknown>();
+  mailbox: MailQueue = NO_MAIL;
   immediate: unknown = undefined;
   state: unknown = undefined;
   initialStateFunc: (() => unknown) | undefined = undefined;
