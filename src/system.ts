@@ -153,7 +153,11 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const settling = new Settling(concurrency * SETTLING_PER_COLLECTOR);
   const pool = spawnCollectorPool(system, services);
   const throttles = new ThrottleRegistry(throttleSupervisor, services, pool);
-  const router = spawnRouter(system, { services, spawnThrottle: throttles.spawn });
+  const router = spawnRouter(system, {
+    services,
+    spawnThrottle: throttles.spawn,
+    directory: throttles.directory,
+  });
   throttles.router = router;
   const newCollector = (name: string): CollectorRef =>
     spawnCollector(collectorSupervisor, name, {

@@ -247,7 +247,11 @@ const pool = spawnActor<undefined, PoolMessage>(system, {
 
 // The node's own wiring of throttle actors (src/actors/throttle-registry.ts, as src/system.ts).
 const throttles = new ThrottleRegistry(supervisor, services, pool);
-const router: RouterRef = spawnRouter(system, { services, spawnThrottle: throttles.spawn });
+const router: RouterRef = spawnRouter(system, {
+  services,
+  spawnThrottle: throttles.spawn,
+  directory: throttles.directory,
+});
 throttles.router = router;
 
 /** A key's first jobs reach the router, which spawns the key's throttle actor on demand. */

@@ -56,6 +56,7 @@ interface NactActor {
   f: (this: unknown, state: unknown, message: unknown, ctx: unknown) => unknown;
   afterMessage(): void;
   handleFault(message: unknown, sender: unknown, error: unknown): void;
+  stop(): void;
   assertNotStopped(): boolean;
   clearTimeout(): void;
   setTimeout(): void;
@@ -327,6 +328,15 @@ export interface ActorKind<S, M> {
    * (~0.3 µs per key while 100,000 keys arrive, bench/throttle).
    */
   uniqueNames?: boolean;
+  /**
+   * The parent does not list the actor in nact's map of its children: whoever spawns it keeps
+   * a directory of its own (a node's throttle actors are found through the router's map of
+   * keys). Listing 100,000 throttle actors a second time cost a map insert per new key, ~1 µs
+   * while 100,000 keys arrive (bench/throttle), and one more table of 100,000 entries for every
+   * full collection to mark. Implies `uniqueNames`. Supervision is the same: a crash goes to the
+   * actor's own policy, an escalation to the parent, which stops it.
+   */
+  unlisted?: boolean;
 }
 
 /** One actor of a kind of its own. */
@@ -366,6 +376,12 @@ export function tell<M>(ref: ActorRef<M>, message: M): void {
 }
 
 export function stopActor(ref: ActorRef<never> | ParentRef): void {
+  // An actor spawned here is stopped through its link (an unlisted one cannot be found by path).
+  const actor = (ref as LinkedRef)[ACTOR];
+  if (actor !== undefined) {
+    if (!actor.stopped) actor.stop();
+    return;
+  }
   nact.stop(ref as never);
 }
 
@@ -375,10 +391,7 @@ export function isLiveChildOf(ref: unknown, parent: ParentRef): boolean {
   return actor !== undefined && !actor.stopped && actor.parent === parentOf(parent);
 }
 
-/**
- * The live children of a parent, from nact's own map of them (a copy: stopping one while going
- * through them changes nothing here). No second index of 100,000 throttle actors is needed.
- */
+/** The live children a parent lists (nact's map of them; unlisted actors are not in it). */
 export function childrenOf<M>(parent: ParentRef): Array<ActorRef<M>> {
   const actor = parentOf(parent);
   if (actor === undefined) return [];
@@ -387,28 +400,16 @@ export function childrenOf<M>(parent: ParentRef): Array<ActorRef<M>> {
   return refs;
 }
 
-/** The states of a parent's live children (of one kind, so of one type `S`). */
-export function* childStates<S>(parent: ParentRef): Generator<S> {
-  const actor = parentOf(parent);
-  if (actor === undefined) return;
-  for (const child of actor.children.values()) yield (child as NactActor).state as S;
-}
-
 /** The state of an actor spawned here while it lives (for tests and status). */
 export function stateOf<S>(ref: ActorRef<never>): S | undefined {
   return (ref as LinkedRef)[ACTOR]?.state as S | undefined;
-}
-
-/** How many live children a parent has. */
-export function childCount(parent: ParentRef): number {
-  return parentOf(parent)?.children.size ?? 0;
 }
 
 /**
  * A parent that handles no messages. nact copies an actor's children map for every message it
  * handles (~1.2 ms per message at 10,000 children), so actors with many children are silent
  * supervisors; whoever routes to the children keeps its own map. An escalated child is stopped
- * (`onEscalated` is told which, before it stops).
+ * (`onEscalated` is told which, before it stops), listed or not (ActorKind.unlisted).
  */
 export function spawnSupervisor(
   parent: ParentRef,
@@ -423,10 +424,14 @@ export function spawnSupervisor(
   ): symbol => {
     try {
       onEscalated(asError(error), child as ActorRef<never> | undefined);
+      // Stopped here rather than by nact's `stopChild`, which looks the child up in this
+      // supervisor's map of children: an unlisted child is not in it (nact would throw).
+      if (child !== undefined) stopActor(child as ActorRef<never>);
     } catch {
       // onCrash must never throw: nact turns that into an unhandled rejection.
     }
-    return ctx.stopChild;
+    // The child is dealt with; `resume` only lets the supervisor (which has no mail) go idle.
+    return ctx.resume;
   };
   // Not spawnStateless: stateless actors replace onCrash with `resume`, which would leave an
   // escalating child busy for ever instead of stopping it.
@@ -483,7 +488,8 @@ export function defineActor<S, M>(
   class KindActor extends LeanActor {}
   Object.assign(KindActor.prototype, { f: kind.receive, onCrash, afterStop });
   const referenceShared = new Map<string, object>();
-  const checkNames = kind.uniqueNames !== true;
+  const listed = kind.unlisted !== true;
+  const checkNames = listed && kind.uniqueNames !== true;
   return (parent, name, initialState) => {
     const parentActor = parentOf(parent);
     // As nact's spawn: a stopped parent (or system) spawns nothing.
@@ -508,7 +514,7 @@ export function defineActor<S, M>(
       actor.initialStateFunc = initialState;
       actor.initializeState();
     }
-    parentActor.childSpawned(actor);
+    if (listed) parentActor.childSpawned(actor);
     ref[ACTOR] = actor as unknown as NactActor;
     return ref as ActorRef<M>;
   };

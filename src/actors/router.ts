@@ -8,6 +8,7 @@ import type { Work } from '../messages/work.ts';
 import type { JobMessage } from '../bus/job-message.ts';
 import { spawnActor, tell, type ActorContext, type ParentRef } from './nact-typed.ts';
 import type { ThrottleRef } from './refs.ts';
+import type { ThrottleDirectory } from './throttle-registry.ts';
 import { EnqueueMessage } from './throttle.ts';
 import type { NodeServices } from './services.ts';
 
@@ -17,12 +18,15 @@ import type { NodeServices } from './services.ts';
  * routing costs the same at 100,000 keys as at ten.
  */
 interface RouterState {
-  throttles: Map<string, { ref: ThrottleRef; sent: number }>;
+  /** The live throttle actors by key: the router alone writes it (see ThrottleDirectory). */
+  throttles: ThrottleDirectory;
 }
 
 export interface RouterDeps {
   services: NodeServices;
   spawnThrottle: (key: string, job: Job) => ThrottleRef;
+  /** Where the router keeps its routing table, for the registry to read (ThrottleRegistry.directory). */
+  directory: ThrottleDirectory;
 }
 
 export function spawnRouter(parent: ParentRef, deps: RouterDeps) {
@@ -80,7 +84,7 @@ export function spawnRouter(parent: ParentRef, deps: RouterDeps) {
 
   return spawnActor<RouterState, RouterMessage>(parent, {
     name: 'router',
-    initialState: () => ({ throttles: new Map() }),
+    initialState: () => ({ throttles: deps.directory }),
     receive,
     supervision: {
       // Resume keeps the key map; the crashed job message is handed back to JetStream below.

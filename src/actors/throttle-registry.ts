@@ -1,9 +1,22 @@
 import type { Job } from '../messages/job.ts';
-import { childCount, childrenOf, childStates, isLiveChildOf, tell, type ParentRef } from './nact-typed.ts';
+import { isLiveChildOf, stateOf, tell, type ParentRef } from './nact-typed.ts';
 import type { CollectorPoolRef, RouterRef, ThrottleRef } from './refs.ts';
 import type { NodeServices } from './services.ts';
 import type { KeyDirectory, KeyStatus } from '../runtime/node-stats.ts';
 import { throttleKind, type KeyThrottle, type SpawnThrottle } from './throttle.ts';
+
+/** The router's entry for a key: its live throttle actor, and how many jobs the router sent it. */
+export interface ThrottleEntry {
+  ref: ThrottleRef;
+  sent: number;
+}
+
+/**
+ * The live throttle actors by key. The router alone writes it, as its routing table; the
+ * registry reads it for the metrics line, `prism status` and a drain. It is the node's only
+ * index of its keys: the actors are not listed again in nact's children map of their supervisor.
+ */
+export type ThrottleDirectory = Map<string, ThrottleEntry>;
 
 /**
  * Spawns each key's throttle actor under the silent `throttles` supervisor (nact copies a
@@ -12,6 +25,7 @@ import { throttleKind, type KeyThrottle, type SpawnThrottle } from './throttle.t
  * actor tells the router, which hands anything that arrived meanwhile to the key's next actor.
  */
 export class ThrottleRegistry implements KeyDirectory {
+  readonly directory: ThrottleDirectory = new Map();
   private spawned = 0;
   private readonly supervisor: ParentRef;
   private readonly services: NodeServices;
@@ -49,22 +63,25 @@ export class ThrottleRegistry implements KeyDirectory {
     return ref;
   };
 
-  /** Whether `ref` is a throttle actor that has not stopped (the supervisor's children are the live set). */
+  /** Whether `ref` is a throttle actor of this node that has not stopped. */
   has(ref: unknown): boolean {
     return isLiveChildOf(ref, this.supervisor);
   }
 
   get size(): number {
-    return childCount(this.supervisor);
+    return this.directory.size;
   }
 
   /** Each live key's state (its throttle actor's `KeyThrottle`). */
-  values(): Iterable<KeyStatus> {
-    return childStates<KeyThrottle>(this.supervisor);
+  *values(): Iterable<KeyStatus> {
+    for (const { ref } of this.directory.values()) {
+      const state = stateOf<KeyThrottle>(ref);
+      if (state !== undefined) yield state;
+    }
   }
 
-  /** A copy: stopping an actor removes it from the supervisor's children. */
+  /** A copy: stopping an actor removes it from the directory. */
   refs(): ThrottleRef[] {
-    return childrenOf(this.supervisor);
+    return Array.from(this.directory.values(), (entry) => entry.ref);
   }
 }

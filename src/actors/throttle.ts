@@ -494,8 +494,9 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
 
   const spawn = defineActor<KeyThrottle, ThrottleMessage>({
     receive,
-    // The registry numbers its throttle actors.
-    uniqueNames: true,
+    // Found through the router's map of keys, not listed again by their supervisor; the
+    // registry numbers them.
+    unlisted: true,
     supervision: {
       // Resume keeps the parked jobs; only the message that crashed is lost, and it is handled below.
       restart: 'resume',

@@ -2,9 +2,7 @@ import { createRequire } from 'node:module';
 import nact from 'nact';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  childCount,
   childrenOf,
-  childStates,
   defineActor,
   isLiveChildOf,
   MAILBOX_SLICE_MS,
@@ -155,27 +153,45 @@ describe('actors (nact through nact-typed)', () => {
     expect(firedAfter).toBeLessThan(TURN_MS * 20);
   });
 
-  it('knows the live children of a supervisor, their states, and no one else', async () => {
+  it('a supervisor lists the children it spawns but unlisted ones, and stops either kind on escalation', async () => {
     system = startActorSystem('t-children');
-    const throttles = spawnSupervisor(system, 'throttles', () => {});
+    const escalated: unknown[] = [];
+    const throttles = spawnSupervisor(system, 'throttles', (_error, child) => escalated.push(child));
     const others = spawnSupervisor(system, 'others', () => {});
-    const spawn = defineActor<{ n: number }, string>({
+    const listed = defineActor<{ n: number }, string>({
       receive: (state) => state,
       supervision: quietSupervision(),
       uniqueNames: true,
     });
-    const a = spawn(throttles, '1', () => ({ n: 1 }));
-    const b = spawn(throttles, '2', () => ({ n: 2 }));
-    const c = spawn(others, '1', () => ({ n: 3 }));
-    expect(childCount(throttles)).toBe(2);
-    expect([...childStates<{ n: number }>(throttles)].map((s) => s.n)).toEqual([1, 2]);
-    expect(childrenOf(throttles)).toEqual([a, b]);
+    const unlisted = defineActor<{ n: number }, string>({
+      receive: (state, message) => {
+        if (message === 'boom') throw new Error('boom');
+        return state;
+      },
+      // The first crash escalates to the supervisor.
+      supervision: { ...quietSupervision(), maxCrashes: 0 },
+      unlisted: true,
+    });
+    const a = listed(throttles, '1', () => ({ n: 1 }));
+    const b = unlisted(throttles, '2', () => ({ n: 2 }));
+    const c = listed(others, '1', () => ({ n: 3 }));
+    expect(childrenOf(throttles)).toEqual([a]);
     expect(isLiveChildOf(a, throttles)).toBe(true);
+    expect(isLiveChildOf(b, throttles)).toBe(true);
     expect(isLiveChildOf(c, throttles)).toBe(false);
     expect(isLiveChildOf({}, throttles)).toBe(false);
     stopActor(a);
     expect(isLiveChildOf(a, throttles)).toBe(false);
-    expect(childCount(throttles)).toBe(1);
+    expect(childrenOf(throttles)).toEqual([]);
+    // nact's own `stopChild` looks the child up in the supervisor's map and would throw (an
+    // unhandled rejection) for an unlisted one: the supervisor stops it through its link.
+    tell(b, 'boom');
+    await until(() => !isLiveChildOf(b, throttles));
+    expect(escalated).toEqual([b]);
+    // A stopped actor receives nothing more, listed or not.
+    tell(b, 'boom');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(escalated).toEqual([b]);
   });
 
   it('a crash mid-burst goes to supervision with its message; the rest of the mailbox is handled', async () => {
