@@ -6,12 +6,18 @@
  * A call at time t occupies the window (t, t + windowMs]; a new call at `now` is allowed when the
  * weights of calls with t > now - windowMs, plus its own, stay within the limit.
  */
+/**
+ * The calls of every empty log: a key's first call replaces it with an array of its own, so a
+ * new key allocates one array, not an empty one first. Frozen: nothing may write to it.
+ */
+const NO_CALLS = Object.freeze([]) as unknown as number[];
+
 export class WindowLog {
   /**
    * The calls, oldest first, three numbers each: time, weight, id. One array, not three: a key
    * usually holds one call, and 100,000 keys' logs are most of what an idle node keeps.
    */
-  private calls: number[] = [];
+  private calls: number[] = NO_CALLS;
   /** Index (in calls, not numbers) of the oldest call still counted. */
   private head = 0;
 
@@ -122,7 +128,7 @@ export class WindowLog {
   private compact(): void {
     if (this.head > 1 && this.head === this.end) {
       // Everything left the window: drop the array (an idle key keeps no slack).
-      this.calls = [];
+      this.calls = NO_CALLS;
       this.head = 0;
       return;
     }
