@@ -26,7 +26,6 @@ export type ThrottleDirectory = Map<string, ThrottleEntry>;
  */
 export class ThrottleRegistry implements KeyDirectory {
   readonly directory: ThrottleDirectory = new Map();
-  private spawned = 0;
   private readonly supervisor: ParentRef;
   private readonly services: NodeServices;
   private readonly pool: CollectorPoolRef;
@@ -57,10 +56,9 @@ export class ThrottleRegistry implements KeyDirectory {
   readonly spawn = (key: string, job: Job): ThrottleRef => {
     if (this.spawnKind === undefined) throw new Error('ThrottleRegistry.router is not set');
     const api = this.services.config.sources[job.source]?.apis[job.api];
-    // Named by number under `throttles`: a name of one flat string (`throttle-N` was two strings
-    // and their join, ~56 B a key).
-    const ref = this.spawnKind(this.supervisor, String(++this.spawned), key, api?.concurrency ?? 1);
-    return ref;
+    // Named by its key, a string the key holds anyway: an unlisted actor's name needs no
+    // uniqueness, and a number made a string per key (24 B; `throttle-N` cost ~56 B).
+    return this.spawnKind(this.supervisor, key, key, api?.concurrency ?? 1);
   };
 
   /** Whether `ref` is a throttle actor of this node that has not stopped. */
