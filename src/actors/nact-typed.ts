@@ -189,9 +189,8 @@ function runRound(): void {
 }
 
 function becomeIdle(actor: NactActor): void {
-  // What nact's processNext does with an empty mailbox.
+  // What nact's processNext does with an empty mailbox (no actor holds an Immediate here).
   actor.busy = false;
-  actor.immediate = undefined;
   actor.setTimeout();
 }
 
@@ -487,7 +486,6 @@ export function defineActor<S, M>(
   // What every actor of this kind shares, on its prototype rather than copied into each actor.
   class KindActor extends LeanActor {}
   Object.assign(KindActor.prototype, { f: kind.receive, onCrash, afterStop });
-  const referenceShared = new Map<string, object>();
   const listed = kind.unlisted !== true;
   const checkNames = listed && kind.uniqueNames !== true;
   return (parent, name, initialState) => {
@@ -497,16 +495,7 @@ export function defineActor<S, M>(
     parentActor.assertNotStopped();
     if (checkNames && parentActor.children.has(name))
       throw new Error(`child actor of name ${name} already exists`);
-    const systemName = parentActor.system.name;
-    let shared = referenceShared.get(systemName);
-    if (shared === undefined) {
-      shared = Object.create(LeanReference.prototype) as object;
-      (shared as { system: object }).system = { name: systemName };
-      referenceShared.set(systemName, shared);
-    }
-    const ref = Object.create(shared) as LeanReference;
-    ref.name = name;
-    ref.parent = parentActor.reference as LeanReference['parent'];
+    const ref = new LeanReference(name, parentActor);
     const actor = new KindActor(parentActor, name, ref);
     // An actor that resumes never re-creates its state: it keeps the state, not the function.
     if (resumes) actor.state = initialState();
@@ -566,9 +555,10 @@ function asError(error: unknown): Error {
  * `ActorPath` (a copy of its parent's path), a reference with a `system` object of its own, a
  * logger, a shutdown timer and two maps of children, and checked its name with a regular
  * expression: ~770 bytes and ~3.5 µs per actor, most of a throttle key's cost when 100,000 keys
- * arrive in a second (bench/throttle). Here the behaviour, supervision and the empty children
- * maps sit on the kind's prototype, the path is made only when something reads it (a lookup by
- * path, a supervision context), and the reference shares one `system` object per system.
+ * arrive in a second (bench/throttle). Here the behaviour, supervision, the empty children
+ * maps and the fields that stay unset sit on the kind's prototype, the path is made only when
+ * something reads it (a lookup by path, a supervision context), and the reference points at
+ * the actor system the parent has.
  */
 class LeanActor {
   parent: NactActor | undefined;
@@ -578,9 +568,9 @@ class LeanActor {
   stopped = false;
   busy = false;
   mailbox: MailQueue = NO_MAIL;
-  immediate: unknown = undefined;
   state: unknown = undefined;
-  initialStateFunc: (() => unknown) | undefined = undefined;
+  /** Set only for actors that `reset` (on the prototype, undefined, for the rest). */
+  declare initialStateFunc: (() => unknown) | undefined;
   declare f: NactActor['f'];
   declare onCrash: unknown;
   declare afterStop: unknown;
@@ -605,16 +595,30 @@ Object.assign(LeanActor.prototype, {
   childReferences: NO_CHILDREN,
   log: undefined,
   initialState: undefined,
+  initialStateFunc: undefined,
+  // nact's stop() clears `immediate`; nothing here sets one.
+  immediate: undefined,
   // No shutdown timer (nact's `shutdownAfter` is never used here): nothing to set or clear.
   setTimeout: noTimer,
   clearTimeout: noTimer,
 });
 
-/** A nact `ActorReference` of a `LeanActor`: its path is computed from its parent's when read. */
+/**
+ * A nact `ActorReference` of a `LeanActor`: its path is computed from its parent's when read.
+ * Built by a constructor that sets every field, so each reference is one object of one shape
+ * (an `Object.create` result given its fields one by one went through a shape per field).
+ */
 class LeanReference {
-  declare name: string;
-  declare parent: { path: { parts: readonly string[]; system: unknown } };
-  declare [ACTOR]: NactActor | undefined;
+  readonly name: string;
+  readonly parent: { path: { parts: readonly string[]; system: unknown } };
+  /** What nact reads of a reference's system: its name. */
+  readonly system: { readonly name: string };
+  [ACTOR]: NactActor | undefined = undefined;
+  constructor(name: string, parent: NactActor) {
+    this.name = name;
+    this.parent = parent.reference as LeanReference['parent'];
+    this.system = parent.system;
+  }
   get path(): object {
     const parentPath = this.parent.path;
     return new ActorPath([...parentPath.parts, this.name], parentPath.system);
