@@ -7,6 +7,6 @@ COPY bin ./bin
 COPY src ./src
 ENV NODE_ENV=production
 USER node
-# --max-semi-space-size: see src/runtime/node-flags.ts
-ENTRYPOINT ["node", "--max-semi-space-size=8", "bin/prism.js"]
+# --max-semi-space-size and --v8-pool-size: see src/runtime/node-flags.ts
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--v8-pool-size=1", "bin/prism.js"]
 CMD ["node"]

@@ -12,7 +12,7 @@
  * of them over 5 ms, up to 9.1 ms, 19 and 33 ms lost per second.
  * Prints one JSON line: the best of three of the first two, in ms, then the stalls.
  *
- *   node --max-semi-space-size=8 bench/throttle/probe.ts
+ *   node --max-semi-space-size=1 --v8-pool-size=1 bench/throttle/probe.ts
  */
 
 function additionsMs(): number {

@@ -25,7 +25,8 @@ describe("a node's V8 flags", () => {
     expect(missingNodeFlags([], '')).toEqual([...NODE_FLAGS]);
     expect(missingNodeFlags([...NODE_FLAGS], '')).toEqual([]);
     expect(missingNodeFlags(['--expose-gc'], NODE_FLAGS.join(' '))).toEqual([]);
-    // An operator who chose another size chose it: not reported as missing.
-    expect(missingNodeFlags(['--max-semi-space-size=32'], '')).toEqual([]);
+    // An operator who chose another value chose it: not reported as missing; each flag counts.
+    expect(missingNodeFlags(['--max-semi-space-size=32', '--v8-pool-size=3'], '')).toEqual([]);
+    expect(missingNodeFlags(['--max-semi-space-size=32'], '')).toEqual(['--v8-pool-size=1']);
   });
 });
