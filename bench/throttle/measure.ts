@@ -456,7 +456,7 @@ export async function until(done: () => boolean, timeoutMs: number, what: string
 }
 
 /** Reads `--name value` flags of a child process (the parent passes them). */
-export type Mode = 'run' | 'idle' | 'passivated' | 'cold';
+export type Mode = 'run' | 'idle' | 'passivated' | 'cold' | 'harness';
 
 export function readWorkload(argv: readonly string[]): { mode: Mode; workload: Workload } {
   const flags = new Map<string, string>();
@@ -469,7 +469,7 @@ export function readWorkload(argv: readonly string[]): { mode: Mode; workload: W
     return n;
   };
   const mode = flags.get('mode') ?? 'run';
-  if (mode !== 'run' && mode !== 'idle' && mode !== 'passivated' && mode !== 'cold')
+  if (mode !== 'run' && mode !== 'idle' && mode !== 'passivated' && mode !== 'cold' && mode !== 'harness')
     throw new Error(`unknown --mode ${mode}`);
   return {
     mode,

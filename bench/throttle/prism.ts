@@ -9,7 +9,7 @@
  *
  * Keys arrive through the real router (spawnRouter), which spawns each key's throttle on demand.
  *
- *   node --expose-gc bench/throttle/prism.ts --mode run|idle|passivated|cold --keys N --duration-ms MS
+ *   node --expose-gc bench/throttle/prism.ts --mode run|idle|passivated|cold|harness --keys N --duration-ms MS
  *        [--margin-ms MS]
  */
 import pino from 'pino';
@@ -254,6 +254,9 @@ const router: RouterRef = spawnRouter(system, {
 });
 throttles.router = router;
 
+/** --mode harness: the jobs the harness builds, kept here instead of reaching the router. */
+const dropped: Work[][] = [];
+
 /** A key's first jobs reach the router, which spawns the key's throttle actor on demand. */
 function arrive(index: number, jobs: number): void {
   const keyShared = keyJobs(index);
@@ -263,7 +266,12 @@ function arrive(index: number, jobs: number): void {
   const works: Work[] = [];
   const at = now();
   for (let i = 0; i < jobs; i++) works.push(newWork(index, keyShared, at));
-  tell(router, { type: 'reroute', works });
+  if (mode !== 'harness') tell(router, { type: 'reroute', works });
+  else {
+    // Kept alive, as the node would keep them, and counted as if each key had made its call.
+    dropped.push(works);
+    recorder.calls++;
+  }
 }
 
 function shutDown(): void {
@@ -276,6 +284,8 @@ function shutDown(): void {
  * --mode cold: what a new key costs the node. Hands every key (with its jobs) to the router in one
  * loop, as a node that starts against a deep backlog gets them, and waits for every key's first
  * call: wall time and CPU per key, on stdout. Not one of the reported runs; for comparing changes.
+ * --mode harness: the same with the node left out (the jobs are built and kept, not routed): how
+ * much of --mode cold's figure is the benchmark's own job building.
  */
 async function coldStart(keys: number): Promise<void> {
   const cpuBefore = process.cpuUsage();
@@ -299,7 +309,7 @@ async function coldStart(keys: number): Promise<void> {
 }
 
 const settings = `limit 1/${workload.windowMs}ms per key, limitMargin ${marginMs} ms, passivateAfter ${config.node.passivateAfter / 1000} s`;
-if (mode === 'cold') {
+if (mode === 'cold' || mode === 'harness') {
   await coldStart(workload.keys);
 } else if (mode === 'run') {
   const result = await timedRun(workload, recorder, (index) => arrive(index, workload.backlog), {
