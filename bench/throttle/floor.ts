@@ -23,7 +23,8 @@ import { ConfigSchema } from '../../src/config/schema.ts';
 import type { LimitCheck } from '../../src/limits/ledger.ts';
 import { limitChecksFor, templateVars } from '../../src/limits/limit-keys.ts';
 import { MemoryLedger } from '../../src/limits/memory-ledger.ts';
-import { finish, now, readWorkload, Recorder, timedRun } from './measure.ts';
+import type { Job } from '../../src/messages/job.ts';
+import { benchJob, finish, now, readWorkload, Recorder, timedRun } from './measure.ts';
 
 const switches = new Set(process.argv.filter((arg) => ['--state', '--actors', '--ledger'].includes(arg)));
 const withState = switches.has('--state');
@@ -64,15 +65,6 @@ class BenchMessage {
     BenchMessage.acks++;
     this.settled = true;
   }
-}
-
-interface Job {
-  id: string;
-  source: string;
-  api: string;
-  account: string;
-  request: unknown;
-  meta: Record<string, unknown>;
 }
 
 /** As a node's Work, with as many fields. */
@@ -323,15 +315,8 @@ function runArrivals(): void {
 
 /** A key's first jobs arrive: the same objects the Prism contender's harness builds. */
 function arrive(index: number): void {
-  const account = `act_${index}`;
-  const job: Job = {
-    id: `bench-${index}`,
-    source: 'bench',
-    api: 'report',
-    account,
-    request: { method: 'GET', url: 'https://api.example.com/report', query: {}, headers: {}, body: null },
-    meta: {},
-  };
+  const job = benchJob(index);
+  const account = job.account;
   const key = `bench.report.${account}`;
   const checks = limitChecksFor(source, api, templateVars(job, 'bench'));
   if (!checks.ok) throw new Error(checks.reason);

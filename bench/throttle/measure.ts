@@ -8,9 +8,22 @@ import { loadavg } from 'node:os';
 import { writeHeapSnapshot } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { preciseNow } from '../../src/actors/services.ts';
+import type { Job } from '../../src/messages/job.ts';
 
 /** Wall-clock milliseconds with sub-millisecond precision: Prism's own clock (src/actors/services.ts). */
 export const now = preciseNow;
+
+/** Key `index`'s job, as a node's router would have parsed it (every harness builds the same). */
+export function benchJob(index: number): Job {
+  return {
+    id: `bench-${index}`,
+    source: 'bench',
+    api: 'report',
+    account: `act_${index}`,
+    request: { method: 'GET', url: 'https://api.example.com/report', query: {}, headers: {}, body: null },
+    meta: {},
+  };
+}
 
 export interface Workload {
   /** Keys, each limited to `limit` call per `windowMs`. */

@@ -38,7 +38,7 @@ import { throttleKey } from '../../src/messages/subject.ts';
 import type { Work } from '../../src/messages/work.ts';
 import { NodeStats } from '../../src/runtime/node-stats.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
-import { finish, idleMemory, now, readWorkload, Recorder, timedRun, until } from './measure.ts';
+import { benchJob, finish, idleMemory, now, readWorkload, Recorder, timedRun, until } from './measure.ts';
 
 const { mode, workload } = readWorkload(process.argv.slice(2));
 const marginArg = process.argv.indexOf('--margin-ms');
@@ -102,22 +102,14 @@ interface KeyJobs {
 }
 
 function keyJobs(index: number): KeyJobs {
-  const account = `act_${index}`;
-  const job: Job = {
-    id: `bench-${index}`,
-    source: 'bench',
-    api: 'report',
-    account,
-    request: { method: 'GET', url: 'https://api.example.com/report', query: {}, headers: {}, body: null },
-    meta: {},
-  };
+  const job = benchJob(index);
   const vars = templateVars(job, 'bench');
   const checks = limitChecksFor(source, api, vars);
   if (!checks.ok) throw new Error(checks.reason);
   return {
     job,
     key: throttleKey(job),
-    subject: `prism.jobs.bench.report.${account}`,
+    subject: `prism.jobs.bench.report.${job.account}`,
     checks: checks.checks,
   };
 }
