@@ -390,15 +390,6 @@ export function isLiveChildOf(ref: unknown, parent: ParentRef): boolean {
   return actor !== undefined && !actor.stopped && actor.parent === parentOf(parent);
 }
 
-/** The live children a parent lists (nact's map of them; unlisted actors are not in it). */
-export function childrenOf<M>(parent: ParentRef): Array<ActorRef<M>> {
-  const actor = parentOf(parent);
-  if (actor === undefined) return [];
-  const refs: Array<ActorRef<M>> = [];
-  for (const child of actor.children.values()) refs.push((child as NactActor).reference as ActorRef<M>);
-  return refs;
-}
-
 /** The state of an actor spawned here while it lives (for tests and status). */
 export function stateOf<S>(ref: ActorRef<never>): S | undefined {
   return (ref as LinkedRef)[ACTOR]?.state as S | undefined;
@@ -421,13 +412,18 @@ export function spawnSupervisor(
     ctx: NactSupervisionContext,
     child: object | undefined,
   ): symbol => {
+    // onCrash must never throw: nact turns that into an unhandled rejection.
     try {
       onEscalated(asError(error), child as ActorRef<never> | undefined);
+    } catch {
+      // The owner's callback failed; the child is stopped all the same.
+    }
+    try {
       // Stopped here rather than by nact's `stopChild`, which looks the child up in this
       // supervisor's map of children: an unlisted child is not in it (nact would throw).
       if (child !== undefined) stopActor(child as ActorRef<never>);
     } catch {
-      // onCrash must never throw: nact turns that into an unhandled rejection.
+      // Stopping a stopped actor: nothing left to do.
     }
     // The child is dealt with; `resume` only lets the supervisor (which has no mail) go idle.
     return ctx.resume;
