@@ -494,8 +494,8 @@ export function throttleKind(deps: ThrottleDeps): SpawnThrottle {
 
   const spawn = defineActor<KeyThrottle, ThrottleMessage>({
     receive,
-    // Found through the router's map of keys, not listed again by their supervisor; the
-    // registry numbers them.
+    // Found through the router's map of keys, not listed again by their supervisor (each is
+    // named by its key).
     unlisted: true,
     supervision: {
       // Resume keeps the parked jobs; only the message that crashed is lost, and it is handled below.
