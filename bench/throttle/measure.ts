@@ -469,7 +469,9 @@ export async function until(done: () => boolean, timeoutMs: number, what: string
 }
 
 /** Reads `--name value` flags of a child process (the parent passes them). */
-export type Mode = 'run' | 'idle' | 'passivated' | 'cold' | 'harness';
+const MODES = ['run', 'idle', 'passivated', 'cold', 'harness'] as const;
+export type Mode = (typeof MODES)[number];
+const isMode = (value: string): value is Mode => (MODES as readonly string[]).includes(value);
 
 export function readWorkload(argv: readonly string[]): { mode: Mode; workload: Workload } {
   const flags = new Map<string, string>();
@@ -482,8 +484,7 @@ export function readWorkload(argv: readonly string[]): { mode: Mode; workload: W
     return n;
   };
   const mode = flags.get('mode') ?? 'run';
-  if (mode !== 'run' && mode !== 'idle' && mode !== 'passivated' && mode !== 'cold' && mode !== 'harness')
-    throw new Error(`unknown --mode ${mode}`);
+  if (!isMode(mode)) throw new Error(`unknown --mode ${mode}`);
   return {
     mode,
     workload: {
