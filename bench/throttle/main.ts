@@ -10,6 +10,9 @@
  * Flags (or THROTTLE_BENCH_<FLAG> in the environment, e.g. THROTTLE_BENCH_KEYS=1000):
  *   --keys 1000,10000,100000 key counts of the timed runs (1,000: where neither contender is saturated)
  *   --duration 30            seconds each timed run records dispatches
+ *   --trials 1               timed runs of each contender at each key count, interleaved (trial 1 of
+ *                            every contender and key count, then trial 2, ...); with more than one,
+ *                            the report adds each figure's median and range over the trials
  *   --contenders prism,bottleneck   also: prism-margin0 (Prism with limitMargin 0)
  *   --idle-keys 100000       keys for the memory-per-idle-key runs (0: skip them)
  *   --arrival 1              seconds over which keys arrive (0: all at once)
@@ -32,6 +35,7 @@ import {
   type RunResult,
 } from './measure.ts';
 import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
+import { median } from '../e2e/proc.ts';
 import type { Stalls } from './probe.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,6 +44,7 @@ const root = join(here, '..', '..');
 interface Options {
   keys: number[];
   duration: number;
+  trials: number;
   contenders: string[];
   idleKeys: number;
   arrival: number;
@@ -79,6 +84,7 @@ function readOptions(argv: readonly string[]): Options {
       .map((k) => Number(k.replace(/_/g, '')))
       .filter((k) => k > 0),
     duration: num('duration', 30),
+    trials: Math.max(1, Math.floor(num('trials', 1))),
     contenders,
     idleKeys: num('idle-keys', 100_000),
     arrival: num('arrival', 1),
@@ -210,39 +216,60 @@ function probeMachine(): { additionsMs: number; heapMs: number; stalls: Stalls }
 const probe = probeMachine();
 
 console.error(
-  `throttle benchmark: ${options.contenders.join(' vs ')}, keys ${options.keys.join(', ')}, ${options.duration} s each`,
+  `throttle benchmark: ${options.contenders.join(' vs ')}, keys ${options.keys.join(', ')}, ` +
+    `${options.duration} s each${options.trials > 1 ? `, ${options.trials} trials` : ''}`,
 );
 
-const runs: { keys: number; contender: string; outcome: Measured<RunResult> | { error: string } }[] = [];
-for (const keys of options.keys) {
-  for (const contender of options.contenders) {
-    console.error(`- ${contender}, ${keys.toLocaleString('en-US')} keys, ${options.duration} s`);
-    const outcome = await runChild<RunResult>(options, contender, [
-      '--mode',
-      'run',
-      '--keys',
-      String(keys),
-      '--duration-ms',
-      String(options.duration * 1_000),
-      '--arrival-ms',
-      String(options.arrival * 1_000),
-      '--backlog',
-      String(options.backlog),
-      '--steady-after-ms',
-      String(options.steadyAfter * 1_000),
-    ]);
-    if ('error' in outcome) console.error(`  failed: ${outcome.error}`);
-    else {
-      const r = outcome.result;
-      console.error(
-        `  calls ${r.calls}/${r.idealCalls}, lateness p50/p99/max ${triple(r.lateness)}, ` +
-          `${r.violations} violations, CPU ${fmt(r.cpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMB, 0)} MB` +
-          (r.lapsedSlots === undefined ? '' : `, ${r.lapsedSlots} lapsed slots`),
-      );
+interface TimedRun {
+  keys: number;
+  contender: string;
+  trial: number;
+  outcome: Measured<RunResult> | { error: string };
+}
+const runs: TimedRun[] = [];
+// Trials interleave: a machine that is slow for a minute slows one trial of every contender, not
+// every trial of one.
+for (let trial = 1; trial <= options.trials; trial++) {
+  for (const keys of options.keys) {
+    for (const contender of options.contenders) {
+      const which = options.trials > 1 ? `, trial ${trial}/${options.trials}` : '';
+      console.error(`- ${contender}, ${keys.toLocaleString('en-US')} keys, ${options.duration} s${which}`);
+      const outcome = await runChild<RunResult>(options, contender, [
+        '--mode',
+        'run',
+        '--keys',
+        String(keys),
+        '--duration-ms',
+        String(options.duration * 1_000),
+        '--arrival-ms',
+        String(options.arrival * 1_000),
+        '--backlog',
+        String(options.backlog),
+        '--steady-after-ms',
+        String(options.steadyAfter * 1_000),
+      ]);
+      if ('error' in outcome) console.error(`  failed: ${outcome.error}`);
+      else {
+        const r = outcome.result;
+        console.error(
+          `  calls ${r.calls}/${r.idealCalls}, lateness p50/p99/max ${triple(r.lateness)}, ` +
+            `${r.violations} violations, CPU ${fmt(r.cpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMB, 0)} MB` +
+            (r.lapsedSlots === undefined ? '' : `, ${r.lapsedSlots} lapsed slots`),
+        );
+      }
+      runs.push({ keys, contender, trial, outcome });
     }
-    runs.push({ keys, contender, outcome });
   }
 }
+// The report lists a key count's runs together, each contender's trials in order.
+runs.sort(
+  (a, b) =>
+    options.keys.indexOf(a.keys) - options.keys.indexOf(b.keys) ||
+    options.contenders.indexOf(a.contender) - options.contenders.indexOf(b.contender) ||
+    a.trial - b.trial,
+);
+const label = (contender: string, trial: number): string =>
+  options.trials > 1 ? `${contender}, trial ${trial}` : contender;
 
 const idles: { contender: string; state: string; outcome: Measured<IdleResult> | { error: string } }[] = [];
 if (options.idleKeys > 0) {
@@ -295,7 +322,10 @@ lines.push(
   '',
   `Workload: every key allows 1 call per ${1_000} ms; keys arrive spread over ${options.arrival} s, each with ` +
     `${options.backlog} jobs, and every dispatch brings its key one more job, so a key is always ready. ` +
-    `${options.duration} s of dispatches recorded per run; each contender in its own process, one after the other.`,
+    `${options.duration} s of dispatches recorded per run; each contender in its own process, one after the other` +
+    (options.trials > 1
+      ? `; ${options.trials} trials, interleaved (trial 1 of every contender and key count, then trial 2, ...).`
+      : '.'),
   '',
 );
 
@@ -304,16 +334,16 @@ lines.push(
     `from ${fmt(options.steadyAfter, 0)} s on, vs limit + margin: p99 / max | violations | overdue at the end |`,
   '|---:|---|---:|---:|---:|---:|---:|---:|',
 );
-for (const { keys, contender, outcome } of runs) {
+for (const { keys, contender, trial, outcome } of runs) {
   const k = keys.toLocaleString('en-US');
   if ('error' in outcome) {
-    row([k, contender, `failed: ${outcome.error}`, '', '', '', '', '']);
+    row([k, label(contender, trial), `failed: ${outcome.error}`, '', '', '', '', '']);
     continue;
   }
   const r = outcome.result;
   row([
     k,
-    r.marginMs > 0 ? `${contender} (limitMargin ${r.marginMs} ms)` : contender,
+    r.marginMs > 0 ? `${label(contender, trial)} (limitMargin ${r.marginMs} ms)` : label(contender, trial),
     `${r.calls.toLocaleString('en-US')} / ${r.idealCalls.toLocaleString('en-US')}`,
     triple(r.lateness),
     r.marginMs > 0 ? triple(r.latenessAfterMargin) : '(no margin)',
@@ -331,13 +361,13 @@ lines.push(
   `| keys | contender | before ${fmt(options.steadyAfter, 0)} s | from ${fmt(options.steadyAfter, 0)} s on | share of all calls made |`,
   '|---:|---|---:|---:|---:|',
 );
-for (const { keys, contender, outcome } of runs) {
+for (const { keys, contender, trial, outcome } of runs) {
   if ('error' in outcome) continue;
   const r = outcome.result;
   const late = r.lateOver5ms;
   row([
     keys.toLocaleString('en-US'),
-    contender,
+    label(contender, trial),
     late.beforeSteady.toLocaleString('en-US'),
     late.steady.toLocaleString('en-US'),
     `${fmt((100 * (late.beforeSteady + late.steady)) / r.calls, 2)}%`,
@@ -348,12 +378,12 @@ lines.push(
   '| keys | contender | CPU s during the run | CPU s per 1,000 calls made | peak RSS | CPU of other processes during the run |',
   '|---:|---|---:|---:|---:|---:|',
 );
-for (const { keys, contender, outcome } of runs) {
+for (const { keys, contender, trial, outcome } of runs) {
   if ('error' in outcome) continue;
   const r = outcome.result;
   row([
     keys.toLocaleString('en-US'),
-    contender,
+    label(contender, trial),
     fmt(r.cpuSeconds, 2),
     fmt((1_000 * r.cpuSeconds) / r.calls, 3),
     `${fmt(r.peakRssMB, 0)} MB`,
@@ -361,10 +391,13 @@ for (const { keys, contender, outcome } of runs) {
   ]);
 }
 
-const lapsed = runs.flatMap(({ keys, outcome }) =>
+const lapsed = runs.flatMap(({ keys, trial, outcome }) =>
   'error' in outcome || outcome.result.lapsedSlots === undefined
     ? []
-    : [`${outcome.result.lapsedSlots.toLocaleString('en-US')} at ${keys.toLocaleString('en-US')} keys`],
+    : [
+        `${outcome.result.lapsedSlots.toLocaleString('en-US')} at ${keys.toLocaleString('en-US')} keys` +
+          (options.trials > 1 ? ` (trial ${trial})` : ''),
+      ],
 );
 if (lapsed.length > 0)
   lines.push(
@@ -372,32 +405,84 @@ if (lapsed.length > 0)
     `Prism calls whose slot lapsed before they left and that went back to wait ('requeue'): ${lapsed.join(', ')}.`,
   );
 
-const prismRun = (keys: number) => runs.find((r) => r.keys === keys && r.contender === 'prism')?.outcome;
-const peerRun = (keys: number) => runs.find((r) => r.keys === keys && r.contender === 'bottleneck')?.outcome;
-const comparable = options.keys.filter((k) => {
-  const a = prismRun(k);
-  const b = peerRun(k);
-  return a !== undefined && b !== undefined && !('error' in a) && !('error' in b);
-});
+/** A contender's results at a key count, one per trial that reported. */
+const resultsOf = (keys: number, contender: string): RunResult[] =>
+  runs.flatMap((r) =>
+    r.keys === keys && r.contender === contender && !('error' in r.outcome) ? [r.outcome.result] : [],
+  );
+const lateShare = (r: RunResult): number =>
+  (100 * (r.lateOver5ms.beforeSteady + r.lateOver5ms.steady)) / r.calls;
+/** The median over trials of a figure (the figure itself with one trial). */
+const medianOf = (results: RunResult[], figure: (r: RunResult) => number): number =>
+  median(results.map(figure));
+
+if (options.trials > 1) {
+  const spread = (
+    results: RunResult[],
+    figure: (r: RunResult) => number,
+    show: (n: number) => string,
+  ): string => {
+    const values = results.map(figure);
+    return `${show(median(values))} (${show(Math.min(...values))} – ${show(Math.max(...values))})`;
+  };
+  const percent = (n: number): string => `${fmt(n, 2)}%`;
+  lines.push(
+    '',
+    `Over the ${options.trials} trials, median (lowest – highest):`,
+    '',
+    '| keys | contender | trials reported | share of calls later than 5 ms | lateness p99 vs limit + margin | CPU s | peak RSS MB |',
+    '|---:|---|---:|---:|---:|---:|---:|',
+  );
+  for (const keys of options.keys)
+    for (const contender of options.contenders) {
+      const results = resultsOf(keys, contender);
+      if (results.length === 0) continue;
+      row([
+        keys.toLocaleString('en-US'),
+        contender,
+        `${results.length} of ${options.trials}`,
+        spread(results, lateShare, percent),
+        spread(results, (r) => r.latenessAfterMargin.p99, ms),
+        spread(
+          results,
+          (r) => r.cpuSeconds,
+          (n) => fmt(n, 2),
+        ),
+        spread(
+          results,
+          (r) => r.peakRssMB,
+          (n) => fmt(n, 0),
+        ),
+      ]);
+    }
+}
+
+const comparable = options.keys.filter(
+  (k) => resultsOf(k, 'prism').length > 0 && resultsOf(k, 'bottleneck').length > 0,
+);
 if (comparable.length > 0) {
   lines.push(
     '',
-    'Ratios, bottleneck ÷ Prism:',
+    options.trials > 1
+      ? 'Ratios of the medians over the trials, bottleneck ÷ Prism:'
+      : 'Ratios, bottleneck ÷ Prism:',
     '',
     '| keys | calls made | lateness p99 vs limit | lateness p99, each vs its own earliest allowed time | CPU s | CPU s per call made | peak RSS |',
     '|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const keys of comparable) {
-    const a = (prismRun(keys) as Measured<RunResult>).result;
-    const b = (peerRun(keys) as Measured<RunResult>).result;
+    const a = resultsOf(keys, 'prism');
+    const b = resultsOf(keys, 'bottleneck');
+    const both = (figure: (r: RunResult) => number): string =>
+      ratio(medianOf(b, figure), medianOf(a, figure));
     row([
       keys.toLocaleString('en-US'),
-      ratio(b.calls, a.calls),
-      ratio(b.lateness.p99, a.lateness.p99),
-      ratio(b.latenessAfterMargin.p99, a.latenessAfterMargin.p99),
-      ratio(b.cpuSeconds, a.cpuSeconds),
-      ratio(b.cpuSeconds / b.calls, a.cpuSeconds / a.calls),
-      ratio(b.peakRssMB, a.peakRssMB),
+      both((r) => r.calls),
+      both((r) => r.lateness.p99),
+      both((r) => r.latenessAfterMargin.p99),
+      both((r) => r.cpuSeconds),
+      both((r) => r.cpuSeconds / r.calls),
+      both((r) => r.peakRssMB),
     ]);
   }
 }
