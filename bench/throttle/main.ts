@@ -354,6 +354,10 @@ for (const { keys, contender, trial, outcome } of runs) {
       : `${r.overdueKeys.toLocaleString('en-US')} keys, max ${ms(r.maxOverdueMs)}`,
   ]);
 }
+/** The share of a run's calls later than 5 ms against limit + margin, %. */
+const lateShare = (r: RunResult): number =>
+  (100 * (r.lateOver5ms.beforeSteady + r.lateOver5ms.steady)) / r.calls;
+
 lines.push(
   '',
   `Calls later than 5 ms after their earliest allowed time (vs limit + margin), the target's bound: p99 under 5 ms allows 1% of the calls made.`,
@@ -370,7 +374,7 @@ for (const { keys, contender, trial, outcome } of runs) {
     label(contender, trial),
     late.beforeSteady.toLocaleString('en-US'),
     late.steady.toLocaleString('en-US'),
-    `${fmt((100 * (late.beforeSteady + late.steady)) / r.calls, 2)}%`,
+    `${fmt(lateShare(r), 2)}%`,
   ]);
 }
 lines.push(
@@ -410,8 +414,6 @@ const resultsOf = (keys: number, contender: string): RunResult[] =>
   runs.flatMap((r) =>
     r.keys === keys && r.contender === contender && !('error' in r.outcome) ? [r.outcome.result] : [],
   );
-const lateShare = (r: RunResult): number =>
-  (100 * (r.lateOver5ms.beforeSteady + r.lateOver5ms.steady)) / r.calls;
 /** The median over trials of a figure (the figure itself with one trial). */
 const medianOf = (results: RunResult[], figure: (r: RunResult) => number): number =>
   median(results.map(figure));
