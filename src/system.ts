@@ -172,7 +172,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   let replaced = 0;
   for (let i = 0; i < concurrency; i++) collectors.push(newCollector(`collector-${i}`));
 
-  const source = new JobSource(js, {
+  const source = new JobSource(nc, js, {
     maxHeld: config.node.maxParked,
     batch: 256,
     ackWaitMs: config.node.ackWait,
