@@ -12,6 +12,7 @@
  * divided by the parked jobs is what one costs. Prints one JSON line.
  */
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import pino from 'pino';
 import { startHarness } from '../../test/helpers/prism-harness.ts';
 
@@ -92,6 +93,8 @@ try {
   await until(() => node.snapshot().throttles.parked === KEYS * JOBS, `${KEYS * JOBS} parked jobs`);
   const parkedAt = Date.now();
   const parked = await settledMemory();
+  // For finding what a parked job holds: PARKED_HEAP_SNAPSHOT=file.heapsnapshot
+  if (process.env.PARKED_HEAP_SNAPSHOT) writeHeapSnapshot(process.env.PARKED_HEAP_SNAPSHOT);
   const snapshot = node.snapshot();
   const jobs = KEYS * JOBS;
   console.log(
