@@ -10,7 +10,12 @@
  * Keys arrive through the real router (spawnRouter), which spawns each key's throttle on demand.
  *
  *   node --expose-gc bench/throttle/prism.ts --mode run|idle|passivated|cold|harness --keys N --duration-ms MS
- *        [--margin-ms MS]
+ *        [--margin-ms MS] [--jobs light|real]
+ *
+ * `--jobs real` gives each job what a node holds for one (its own job object, request and strings,
+ * a payload copy of its own and a reply subject, as `npm run bench:parked` counts them) instead of
+ * the light stand-ins every contender shares (a Work and a small message, the key's job object
+ * shared). Not one of the reported runs: what a real node's per-job objects add.
  */
 import pino from 'pino';
 import {
@@ -40,8 +45,12 @@ import { NodeStats } from '../../src/runtime/node-stats.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { benchJob, finish, idleMemory, now, readWorkload, Recorder, timedRun, until } from './measure.ts';
 
-const { mode, workload } = readWorkload(process.argv.slice(2));
+const { mode, workload } = readWorkload(
+  process.argv.slice(2).filter((_, i, args) => args[i] !== '--jobs' && args[i - 1] !== '--jobs'),
+);
 const marginArg = process.argv.indexOf('--margin-ms');
+const jobsArg = process.argv.indexOf('--jobs');
+const realJobs = jobsArg > 0 && process.argv[jobsArg + 1] === 'real';
 const config = ConfigSchema.parse({
   node: {
     ledger: 'memory',
@@ -71,7 +80,7 @@ class BenchMessage implements JobMessage {
   static workings = 0;
   readonly keyIndex: number;
   readonly subject: string;
-  readonly data = EMPTY;
+  readonly data: Uint8Array = EMPTY;
   readonly msgId = undefined;
   readonly deliveryCount = 1;
   readonly streamSeq = 0;
@@ -91,6 +100,36 @@ class BenchMessage implements JobMessage {
   working(): void {
     BenchMessage.workings++;
   }
+}
+
+/** A message as a node holds it (NatsJobMessage): a payload of its own and a reply subject. */
+class RealBenchMessage extends BenchMessage {
+  static delivered = 0;
+  override readonly data: Uint8Array;
+  readonly reply: string;
+  constructor(keyIndex: number, subject: string) {
+    super(keyIndex, subject);
+    this.data = new Uint8Array(260);
+    const seq = ++RealBenchMessage.delivered;
+    this.reply = `$JS.ACK.PRISM_JOBS.prism-nodes.1.${seq}.${seq}.${Date.now()}000000.${keyIndex}`;
+  }
+}
+
+/** Key `index`'s job as the router parses it from a message: its own objects and strings. */
+function parsedJob(index: number): Job {
+  const job = benchJob(index);
+  return {
+    ...job,
+    id: `${job.id}-${RealBenchMessage.delivered}`,
+    account: `act_${index}`,
+    request: {
+      ...job.request,
+      url: `${job.request.url}?account=act_${index}`,
+      query: { date: '2026-12-05' },
+      headers: {},
+    },
+    meta: { date: '2026-12-05' },
+  };
 }
 
 /** What a key's jobs share (the router computes these per job; the values are the same). */
@@ -115,15 +154,16 @@ function keyJobs(index: number): KeyJobs {
 }
 
 function newWork(index: number, shared: KeyJobs, at: number): Work {
+  const job = realJobs ? parsedJob(index) : shared.job;
   return {
-    job: shared.job,
-    key: shared.key,
-    message: new BenchMessage(index, shared.subject),
+    job,
+    key: realJobs ? throttleKey(job) : shared.key,
+    message: realJobs ? new RealBenchMessage(index, shared.subject) : new BenchMessage(index, shared.subject),
     checks: shared.checks,
     pauseKeys: undefined,
     attempt: 1,
     page: 0,
-    request: shared.job.request,
+    request: job.request,
     objects: undefined,
     startedAt: at,
     throttled: 0,
