@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { writeHeapSnapshot } from 'node:v8';
 import pino from 'pino';
 import { startHarness } from '../../test/helpers/prism-harness.ts';
+import { until } from '../throttle/measure.ts';
 
 const { values } = parseArgs({
   options: { keys: { type: 'string', default: '2000' }, jobs: { type: 'string', default: '5' } },
@@ -32,14 +33,6 @@ async function settledMemory(): Promise<{ heap: number; buffers: number }> {
   }
   const { heapUsed, arrayBuffers } = process.memoryUsage();
   return { heap: heapUsed, buffers: arrayBuffers };
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const h = await startHarness({ latencyMs: 1 });
@@ -90,7 +83,7 @@ try {
   await h.waitFor(await publishAll(1, 1), 120_000);
   const idle = await settledMemory();
   await publishAll(2, JOBS);
-  await until(() => node.snapshot().throttles.parked === KEYS * JOBS, `${KEYS * JOBS} parked jobs`);
+  await until(() => node.snapshot().throttles.parked === KEYS * JOBS, 45_000, `${KEYS * JOBS} parked jobs`);
   const parkedAt = Date.now();
   const parked = await settledMemory();
   // For finding what a parked job holds: PARKED_HEAP_SNAPSHOT=file.heapsnapshot

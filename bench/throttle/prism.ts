@@ -45,9 +45,7 @@ import { NodeStats } from '../../src/runtime/node-stats.ts';
 import { Scheduler } from '../../src/runtime/scheduler.ts';
 import { benchJob, finish, idleMemory, now, readWorkload, Recorder, timedRun, until } from './measure.ts';
 
-const { mode, workload } = readWorkload(
-  process.argv.slice(2).filter((_, i, args) => args[i] !== '--jobs' && args[i - 1] !== '--jobs'),
-);
+const { mode, workload } = readWorkload(process.argv.slice(2));
 const marginArg = process.argv.indexOf('--margin-ms');
 const jobsArg = process.argv.indexOf('--jobs');
 const realJobs = jobsArg > 0 && process.argv[jobsArg + 1] === 'real';

@@ -20,14 +20,6 @@ function arrayBufferBytes(): number {
   return process.memoryUsage().arrayBuffers;
 }
 
-const until = async (check: () => boolean, timeoutMs = 20_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
-
 /** A job of about 600 bytes, as a producer would publish it. */
 const jobBody = (i: number): Uint8Array =>
   new TextEncoder().encode(
@@ -78,7 +70,7 @@ describe('JobSource: the jobs a node holds', () => {
       log: pino({ level: 'silent' }),
     });
     source.start();
-    await until(() => held.length === count);
+    await expect.poll(() => held.length, { timeout: 20_000 }).toBe(count);
     return held;
   };
 
@@ -137,7 +129,7 @@ describe('JobSource: the jobs a node holds', () => {
       log: pino({ level: 'silent' }),
     });
     source.start();
-    await until(() => again.length === 1);
+    await expect.poll(() => again.length, { timeout: 20_000 }).toBe(1);
     expect(Date.now() - nakAt).toBeGreaterThanOrEqual(450);
     expect(again[0]?.streamSeq).toBe(2);
     expect(again[0]?.deliveryCount).toBe(2);
