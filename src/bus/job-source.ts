@@ -116,11 +116,12 @@ export class JobSource {
 }
 
 /** JetStream's acknowledgement protocol: what nats.js's JsMsg sends to a message's reply subject. */
-const ACK = new TextEncoder().encode('+ACK');
-const NAK = new TextEncoder().encode('-NAK');
-const IN_PROGRESS = new TextEncoder().encode('+WPI');
+const encoder = new TextEncoder();
+const ACK = encoder.encode('+ACK');
+const NAK = encoder.encode('-NAK');
+const IN_PROGRESS = encoder.encode('+WPI');
 const nakAfter = (delayMs: number): Uint8Array =>
-  new TextEncoder().encode(`-NAK ${JSON.stringify({ delay: nanos(delayMs) })}`);
+  encoder.encode(`-NAK ${JSON.stringify({ delay: nanos(delayMs) })}`);
 
 /**
  * Where a job's acks go: its reply subject. nats.js's JsMsg acks by publishing there and has it as
