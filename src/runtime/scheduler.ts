@@ -4,97 +4,94 @@
  * (Node's timers also wrap around to ~0 for delays of ~24.8 days or more; this does not.)
  *
  * Wake-ups within `WHEEL_MS` of the wheel's position sit in a timing wheel: one slot per
- * millisecond, each slot kept in time order (wake-ups mostly arrive in order, so inserting from
- * the end is O(1)). Asking and running are then O(1); a binary heap of 100,000 wake-ups cost
+ * millisecond, each slot a list kept in time order (wake-ups mostly arrive in order, so inserting
+ * from the end is O(1)). Asking and running are then O(1); a binary heap of 100,000 wake-ups cost
  * ~11% of a node's CPU at 30,000 keys in its sift-down alone (cache misses over four arrays,
  * bench/throttle with perf). Wake-ups further out (a passivation in an hour, a pause until
  * midnight) wait in a heap and move into the wheel as it comes near them.
  *
- * Both are kept in parallel arrays, not one object per wake-up: at 100,000 keys a node asks for
- * 100,000 wake-ups a second, each living about a second, just long enough for the garbage
- * collector to promote it to the old generation and mark it there. A wake-up runs `run(arg)`:
- * callers pass one shared function and their own argument (a throttle passes its actor ref), so
- * no closure is made per wake-up either. Wake-ups run in time order, those of the same time in
- * the order they were asked, and never before their time.
+ * Wake-ups are entries of one pool of parallel arrays (`WakePool`), not one object each: at
+ * 100,000 keys a node asks for 100,000 wake-ups a second, each living about a second, just long
+ * enough for the garbage collector to promote it to the old generation and mark it there. A slot
+ * links its entries through the pool, so the pool holds as many entries as wake-ups are pending
+ * (arrays per slot, each kept at its own peak, held eight times that: 806,000 entries, ~20 MB,
+ * for 100,000 pending). A wake-up runs `run(arg)`: callers pass one shared function and their
+ * own argument (a throttle passes its actor ref), so no closure is made per wake-up either.
+ * Wake-ups run in time order, those of the same time in the order they were asked, and never
+ * before their time.
  */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Milliseconds the wheel covers (a power of two): a key's window of 1 s plus margin fits. */
 const WHEEL_MS = 4_096;
 const WHEEL_MASK = WHEEL_MS - 1;
+/** No entry (end of a list, empty slot). */
+const NONE = -1;
 
 type Run = (arg: never) => void;
 
 /**
- * Wake-ups in time order (then in the order asked), in parallel arrays that are never shrunk:
- * `n` counts the live ones. A wheel slot fills with ~100 wake-ups a second at 100,000 keys;
- * arrays grown anew to that size for every run lived a second, long enough to be promoted to
- * the old generation as garbage (and truncating an array to 0 frees its room in V8).
+ * Wake-up entries in parallel arrays, linked both ways into lists, with a free list of the
+ * entries not in use (linked through `next`). Grows by doubling; never shrinks.
  */
-class WakeList {
-  ats: number[] = [];
+class WakePool {
+  ats = new Float64Array(1_024);
+  next = new Int32Array(1_024);
+  prev = new Int32Array(1_024);
   runs: Run[] = [];
   args: unknown[] = [];
-  n = 0;
+  private free = NONE;
+  private used = 0;
 
-  insert(at: number, run: Run, arg: unknown): void {
-    let i = this.n++;
-    // Mostly in order: appended. Else the later ones move up one place.
-    while (i > 0 && (this.ats[i - 1] as number) > at) {
-      this.put(i, this.ats[i - 1] as number, this.runs[i - 1] as Run, this.args[i - 1]);
-      i--;
+  take(at: number, run: Run, arg: unknown): number {
+    let entry = this.free;
+    if (entry !== NONE) this.free = this.next[entry] as number;
+    else {
+      entry = this.used++;
+      if (entry === this.ats.length) this.grow();
     }
-    this.put(i, at, run, arg);
+    this.ats[entry] = at;
+    this.runs[entry] = run;
+    this.args[entry] = arg;
+    return entry;
   }
 
-  /** Forgets the first `count` wake-ups (already run): the rest move to the front. */
-  dropFirst(count: number): void {
-    const left = this.n - count;
-    for (let j = 0; j < left; j++) {
-      this.ats[j] = this.ats[j + count] as number;
-      this.runs[j] = this.runs[j + count] as Run;
-      this.args[j] = this.args[j + count];
-    }
-    for (let j = left; j < this.n; j++) {
-      this.runs[j] = noop;
-      this.args[j] = undefined;
-    }
-    this.n = left;
+  /** Returns an entry, dropping what it referenced. */
+  release(entry: number): void {
+    this.runs[entry] = noop;
+    this.args[entry] = undefined;
+    this.next[entry] = this.free;
+    this.free = entry;
   }
 
-  /** Forgets every wake-up (and what they referenced), keeping the arrays' room. */
   clear(): void {
-    for (let i = 0; i < this.n; i++) {
-      this.runs[i] = noop;
-      this.args[i] = undefined;
-    }
-    this.n = 0;
+    this.runs = [];
+    this.args = [];
+    this.free = NONE;
+    this.used = 0;
   }
 
-  private put(i: number, at: number, run: Run, arg: unknown): void {
-    if (i === this.ats.length) {
-      this.ats.push(at);
-      this.runs.push(run);
-      this.args.push(arg);
-    } else {
-      this.ats[i] = at;
-      this.runs[i] = run;
-      this.args[i] = arg;
-    }
+  private grow(): void {
+    const size = this.ats.length * 2;
+    const ats = new Float64Array(size);
+    ats.set(this.ats);
+    this.ats = ats;
+    const next = new Int32Array(size);
+    next.set(this.next);
+    this.next = next;
+    const prev = new Int32Array(size);
+    prev.set(this.prev);
+    this.prev = prev;
   }
-}
-
-/**
- * One millisecond of the wheel. Running it swaps its wake-ups with the spare list (emptied after
- * the slot's previous run): a run may ask for new wake-ups in this very slot.
- */
-class Slot {
-  live = new WakeList();
-  spare = new WakeList();
 }
 
 export class Scheduler {
-  /** Slot `ms & WHEEL_MASK` holds the wake-ups of millisecond `ms`, for ms in [cursor, cursor + WHEEL_MS). */
-  private readonly wheel: Array<Slot | undefined> = new Array<Slot | undefined>(WHEEL_MS).fill(undefined);
+  /**
+   * Slot `ms & WHEEL_MASK` lists the wake-ups of millisecond `ms`, for ms in [cursor, cursor +
+   * WHEEL_MS): its first and last entries in the pool (NONE: empty).
+   */
+  private readonly firsts = new Int32Array(WHEEL_MS).fill(NONE);
+  private readonly lasts = new Int32Array(WHEEL_MS).fill(NONE);
+  private readonly pool = new WakePool();
   /** The earliest millisecond the wheel may still hold wake-ups of. */
   private cursor = 0;
   private inWheel = 0;
@@ -114,6 +111,11 @@ export class Scheduler {
     return this.inWheel + this.far.size;
   }
 
+  /** Wake-up entries the wheel's pool has room for: about its peak of pending wake-ups. */
+  get capacity(): number {
+    return this.pool.ats.length;
+  }
+
   /** Runs `run(arg)` at time `at` (ms since the epoch, same clock as `now`), never before. */
   at<T>(at: number, run: (arg: T) => void, arg: T): void {
     if (this.stopped) return;
@@ -125,7 +127,9 @@ export class Scheduler {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    this.wheel.fill(undefined);
+    this.firsts.fill(NONE);
+    this.lasts.fill(NONE);
+    this.pool.clear();
     this.inWheel = 0;
     this.far.clear();
   }
@@ -141,10 +145,23 @@ export class Scheduler {
       this.far.push(at, run, arg);
       return;
     }
-    const index = ms & WHEEL_MASK;
-    const slot = (this.wheel[index] ??= new Slot());
-    slot.live.insert(at, run, arg);
+    this.insert(ms & WHEEL_MASK, this.pool.take(at, run, arg));
     this.inWheel++;
+  }
+
+  /** Links `entry` into `slot` after every entry of its time or earlier (searching from the end). */
+  private insert(slot: number, entry: number): void {
+    const { ats, next, prev } = this.pool;
+    const at = ats[entry] as number;
+    let before = this.lasts[slot] as number;
+    while (before !== NONE && (ats[before] as number) > at) before = prev[before] as number;
+    const after = before === NONE ? (this.firsts[slot] as number) : (next[before] as number);
+    prev[entry] = before;
+    next[entry] = after;
+    if (before === NONE) this.firsts[slot] = entry;
+    else next[before] = entry;
+    if (after === NONE) this.lasts[slot] = entry;
+    else prev[after] = entry;
   }
 
   private arm(at: number): void {
@@ -164,58 +181,39 @@ export class Scheduler {
     this.timerAt = Number.POSITIVE_INFINITY;
     const now = this.now();
     const nowMs = Math.floor(now);
+    const pool = this.pool;
     this.firing = true;
     try {
       if (this.inWheel === 0) this.cursor = nowMs;
       // Far wake-ups the wheel now reaches move into it first, so order holds across both.
       this.pullNear();
       while (this.inWheel > 0 && this.cursor <= nowMs && !this.stopped) {
-        const slot = this.wheel[this.cursor & WHEEL_MASK];
-        if (slot === undefined || slot.live.n === 0) {
+        const slot = this.cursor & WHEEL_MASK;
+        const entry = this.firsts[slot] as number;
+        if (entry === NONE) {
           this.cursor++;
           this.pullNear();
           continue;
         }
-        const taken = slot.live;
-        slot.live = slot.spare;
-        slot.spare = taken;
-        this.inWheel -= taken.n;
-        let i = 0;
-        try {
-          for (; i < taken.n && (taken.ats[i] as number) <= now && !this.stopped; i++)
-            (taken.runs[i] as (arg: unknown) => void)(taken.args[i]);
-        } catch (error) {
-          // A run that throws (a bug) loses the rest of its millisecond, as before; the spare
-          // list must still be empty for the slot's next run.
-          taken.clear();
-          throw error;
-        }
-        if (i < taken.n) {
-          // Later in this millisecond: they go back, ahead of any of their time asked meanwhile,
-          // in the same arrays. (The timer has whole milliseconds, so this is the common case:
-          // a new list per early firing grew three arrays anew ~1,000 times a second, and they
-          // lived long enough to be promoted: 12% of what a node of 100,000 keys promoted.)
-          const asked = slot.live;
-          this.inWheel += taken.n - i;
-          taken.dropFirst(i);
-          for (let j = 0; j < asked.n; j++)
-            taken.insert(asked.ats[j] as number, asked.runs[j] as Run, asked.args[j]);
-          asked.clear();
-          slot.live = taken;
-          slot.spare = asked;
-          break;
-        }
-        taken.clear();
-        // Wake-ups asked meanwhile for this millisecond are looked at again; else on to the next.
-        if (slot.live.n === 0) {
-          this.cursor++;
-          this.pullNear();
-        }
+        // Later in this millisecond: it and those behind it wait for the next firing.
+        if ((pool.ats[entry] as number) > now) break;
+        // Unlinked before it runs: a run may ask for wake-ups in this very slot, which run in
+        // this firing if they are due (in time order), or stay for the next.
+        const second = pool.next[entry] as number;
+        this.firsts[slot] = second;
+        if (second === NONE) this.lasts[slot] = NONE;
+        else pool.prev[second] = NONE;
+        this.inWheel--;
+        const run = pool.runs[entry] as (arg: unknown) => void;
+        const arg = pool.args[entry];
+        pool.release(entry);
+        run(arg);
       }
     } finally {
       this.firing = false;
+      // Also after a run threw (a bug): the wake-ups behind it still get their timer.
+      this.arm(this.firstAt());
     }
-    this.arm(this.firstAt());
   }
 
   /** Moves far wake-ups that fall within the wheel's reach into it. */
@@ -230,8 +228,8 @@ export class Scheduler {
   private firstAt(): number {
     if (this.inWheel > 0)
       for (let ms = this.cursor; ms < this.cursor + WHEEL_MS; ms++) {
-        const slot = this.wheel[ms & WHEEL_MASK];
-        if (slot !== undefined && slot.live.n > 0) return slot.live.ats[0] as number;
+        const entry = this.firsts[ms & WHEEL_MASK] as number;
+        if (entry !== NONE) return this.pool.ats[entry] as number;
       }
     return this.far.firstAt;
   }

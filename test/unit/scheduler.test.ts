@@ -94,6 +94,47 @@ describe('Scheduler', () => {
       scheduler.stop();
     });
 
+    it('holds room for the wake-ups pending, not for every millisecond at its peak', () => {
+      // 20,000 keys, each waking about once a second (fractions of a millisecond apart), for
+      // 10 s: lists kept per millisecond at their own peak held ~8 times the pending wake-ups.
+      vi.useFakeTimers({ now: 2_000_000 });
+      const scheduler = new Scheduler(Date.now);
+      const keys = 20_000;
+      let runs = 0;
+      const wake = (key: number): void => {
+        runs++;
+        scheduler.at(Date.now() + 1_025 + (key % 7) / 8, wake, key);
+      };
+      for (let key = 0; key < keys; key++) scheduler.at(Date.now() + (key * 1_000) / keys, wake, key);
+      vi.advanceTimersByTime(10_000);
+      expect(runs).toBeGreaterThan(keys * 9);
+      expect(scheduler.size).toBe(keys);
+      expect(scheduler.capacity).toBeLessThanOrEqual(32_768);
+      scheduler.stop();
+    });
+
+    it('a run that throws loses nothing else: the rest of its millisecond and later ones still run', () => {
+      vi.useFakeTimers({ now: 3_000_000 });
+      const scheduler = new Scheduler(Date.now);
+      const ran: number[] = [];
+      const run = (n: number): void => {
+        if (n === 2) throw new Error('a bug in a run');
+        ran.push(n);
+      };
+      for (const [n, delay] of [
+        [1, 10.1],
+        [2, 10.2],
+        [3, 10.3],
+        [4, 30],
+      ] as const)
+        scheduler.at(Date.now() + delay, run, n);
+      expect(() => vi.advanceTimersByTime(11)).toThrow('a bug in a run');
+      vi.advanceTimersByTime(40);
+      expect(ran).toEqual([1, 3, 4]);
+      expect(scheduler.size).toBe(0);
+      scheduler.stop();
+    });
+
     it('after a stop nothing runs and nothing is kept', () => {
       vi.useFakeTimers({ now: 5_000 });
       const scheduler = new Scheduler(Date.now);
