@@ -13,7 +13,7 @@
  *        [--margin-ms MS] [--jobs light|real]
  *
  * `--jobs real` gives each job what a node holds for one (its own job object, request and strings,
- * a payload copy of its own and a reply subject, as `npm run bench:parked` counts them) instead of
+ * its payload's text and a reply subject, as `npm run bench:parked` counts them) instead of
  * the light stand-ins every contender shares (a Work and a small message, the key's job object
  * shared). Not one of the reported runs: what a real node's per-job objects add.
  */
@@ -78,7 +78,7 @@ class BenchMessage implements JobMessage {
   static workings = 0;
   readonly keyIndex: number;
   readonly subject: string;
-  readonly data: Uint8Array = EMPTY;
+  readonly data: string | Uint8Array = EMPTY;
   readonly msgId = undefined;
   readonly deliveryCount = 1;
   readonly streamSeq = 0;
@@ -100,15 +100,16 @@ class BenchMessage implements JobMessage {
   }
 }
 
-/** A message as a node holds it (NatsJobMessage): a payload of its own and a reply subject. */
+/** A message as a node holds it (NatsJobMessage): its payload's text and a reply subject. */
 class RealBenchMessage extends BenchMessage {
   static delivered = 0;
-  override readonly data: Uint8Array;
+  override readonly data: string;
   readonly reply: string;
   constructor(keyIndex: number, subject: string) {
     super(keyIndex, subject);
-    this.data = new Uint8Array(260);
     const seq = ++RealBenchMessage.delivered;
+    // A string of its own, as a TextDecoder makes it (~260 characters).
+    this.data = JSON.stringify({ id: `bench-${keyIndex}-${seq}`, pad: 'x'.repeat(230) });
     this.reply = `$JS.ACK.PRISM_JOBS.prism-nodes.1.${seq}.${seq}.${Date.now()}000000.${keyIndex}`;
   }
 }

@@ -1,6 +1,7 @@
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { payloadText } from '../messages/job.ts';
 import type { JobMessage } from './job-message.ts';
 import { JOBS_CONSUMER, JOBS_STREAM } from './streams.ts';
 
@@ -140,12 +141,15 @@ function ackSubject(msg: JsMsg): string {
  * held as its `JsMsg` held that read: a node finishes most jobs of a pull within moments but holds
  * a few for long (their keys wait for a limit), and each of those kept ~55 KB instead of its
  * ~0.6 KB (10,000 jobs pulled, 100 held: 5.7 MB; test/integration/job-source.test.ts). It keeps
- * its own copy of the payload and the reply subject, and acks, naks and marks itself in
- * progress as `JsMsg` does, by publishing to that subject.
+ * the payload as its text (a string of its own: the router parses that text; a copy of the bytes
+ * cost a Uint8Array, an ArrayBuffer and a backing store outside the heap, ~200 B more a job in
+ * `npm run bench:parked`), or as a copy of its bytes when they are not UTF-8 (a dead letter to
+ * be), and the reply subject; it acks, naks and marks itself in progress as `JsMsg` does, by
+ * publishing to that subject.
  */
 class NatsJobMessage implements JobMessage {
   readonly subject: string;
-  readonly data: Uint8Array;
+  readonly data: string | Uint8Array;
   readonly msgId: string | undefined;
   readonly deliveryCount: number;
   readonly streamSeq: number;
@@ -156,8 +160,8 @@ class NatsJobMessage implements JobMessage {
 
   constructor(msg: JsMsg, nc: NatsConnection, onSettled: (m: NatsJobMessage) => void) {
     this.subject = msg.subject;
-    // A copy with a buffer of its own: the payload is a Buffer, whose `slice` is a view too.
-    this.data = new Uint8Array(msg.data);
+    // Never the payload itself: it is a view into the socket read (and a Buffer's `slice` is too).
+    this.data = payloadText(msg.data) ?? new Uint8Array(msg.data);
     this.msgId = msg.headers?.get('Nats-Msg-Id') || undefined;
     const { deliveryCount, streamSequence } = msg.info;
     this.deliveryCount = deliveryCount;

@@ -4,7 +4,7 @@ import type { DeadLetter, ResultEvent } from '../messages/result.ts';
 import type { KeyParts } from '../messages/subject.ts';
 import type { Work } from '../messages/work.ts';
 import { backoffDelay } from '../runtime/backoff.ts';
-import { redactJobText } from '../messages/job.ts';
+import { payloadBytes, redactJobText } from '../messages/job.ts';
 
 /**
  * How a job leaves the node. The JetStream message is acked only after what the job produced
@@ -88,7 +88,8 @@ export async function deadLetter(
   },
   services: NodeServices,
 ): Promise<void> {
-  const text = redactJobText(Buffer.from(message.data).toString('utf8'));
+  const { data } = message;
+  const text = redactJobText(typeof data === 'string' ? data : Buffer.from(data).toString('utf8'));
   const letter: DeadLetter = {
     ...(detail.id !== undefined ? { id: detail.id } : {}),
     ...(parts !== undefined ? { source: parts.source, api: parts.api, account: parts.account } : {}),
@@ -99,7 +100,7 @@ export async function deadLetter(
     node: services.nodeName,
     subject: message.subject,
     original: text.length > 64 * 1024 ? `${text.slice(0, 64 * 1024)}…` : text,
-    originalBytes: message.data.byteLength,
+    originalBytes: payloadBytes(data),
     at: new Date().toISOString(),
   };
   await withRetries(() => services.publisher.deadLetter(letter), 'publishing a dead letter', services);

@@ -69,9 +69,29 @@ const JobSchema = z.strictObject({
 
 export interface ParseJobInput {
   subject: string;
-  data: Uint8Array;
+  /** The payload's bytes, or its text once decoded as UTF-8 (a byte-order mark kept: see payloadText). */
+  data: string | Uint8Array;
   /** The `Nats-Msg-Id` header, when the producer set one. */
   msgId?: string;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A payload's text, or undefined when it is not valid UTF-8. A byte-order mark stays, so the text
+ * encodes back to the same bytes (`payloadBytes`, a dead letter's `originalBytes`).
+ */
+export function payloadText(bytes: Uint8Array): string | undefined {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A payload's size in bytes, kept as text or as bytes. */
+export function payloadBytes(data: string | Uint8Array): number {
+  return typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength;
 }
 
 /**
@@ -86,15 +106,14 @@ export function parseJob(input: ParseJobInput, config: PrismConfig): JobParse {
     return { ok: false, reason: (error as Error).message };
   }
   const maxBytes = config.node.maxJobBytes;
-  if (input.data.byteLength > maxBytes) {
-    return { ok: false, parts, reason: `job is ${input.data.byteLength} bytes; the limit is ${maxBytes}` };
+  const bytes = payloadBytes(input.data);
+  if (bytes > maxBytes) {
+    return { ok: false, parts, reason: `job is ${bytes} bytes; the limit is ${maxBytes}` };
   }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(input.data);
-  } catch {
-    return { ok: false, parts, reason: 'job is not valid UTF-8' };
-  }
+  let text = typeof input.data === 'string' ? input.data : payloadText(input.data);
+  if (text === undefined) return { ok: false, parts, reason: 'job is not valid UTF-8' };
+  // JSON has no byte-order mark; a producer's is tolerated (a TextDecoder drops it by default).
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -94,8 +94,27 @@ describe('JobSource: the jobs a node holds', () => {
     // (~55 KB): 5.7 MB for these 100.
     expect(waiting).toHaveLength(100);
     expect(retained).toBeLessThan(1_000_000);
-    for (const message of waiting) expect(message.data.byteLength).toBe(message.data.buffer.byteLength);
+    // Each kept as its text: a string of its own (a job that is not UTF-8 keeps a copy of its
+    // bytes: the next test).
+    for (const message of waiting) expect(typeof message.data).toBe('string');
     await Promise.all(waiting.map((message) => message.ack()));
+  });
+
+  it('keeps a payload that is not UTF-8 as a copy of its bytes, for its dead letter', async () => {
+    await ensureStreams(nc, defaultStreamSettings);
+    const bytes = new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]);
+    await js.publish('prism.jobs.meta.insights.act_1', bytes);
+    // And one that starts with a byte-order mark keeps it: its text encodes back to its bytes.
+    const withMark = new Uint8Array([0xef, 0xbb, 0xbf, ...jobBody(2)]);
+    await js.publish('prism.jobs.meta.insights.act_2', withMark);
+    const [binary, marked] = await pullAll(2);
+    expect(binary?.data).toBeInstanceOf(Uint8Array);
+    const copy = binary?.data as Uint8Array;
+    expect([...copy]).toEqual([...bytes]);
+    expect(copy.byteLength).toBe(copy.buffer.byteLength);
+    expect(typeof marked?.data).toBe('string');
+    expect(Buffer.from(marked?.data as string, 'utf8').equals(Buffer.from(withMark))).toBe(true);
+    await Promise.all([binary?.ack(), marked?.ack()]);
   });
 
   it('reads what JetStream says of a job, and acks, naks and holds it as nats.js would', async () => {
@@ -106,7 +125,7 @@ describe('JobSource: the jobs a node holds', () => {
     await js.publish('prism.jobs.meta.insights.act_2', jobBody(2));
     const [first, second] = await pullAll(2);
     expect(first?.subject).toBe('prism.jobs.meta.insights.act_1');
-    expect(new TextDecoder().decode(first?.data)).toBe(new TextDecoder().decode(jobBody(1)));
+    expect(first?.data).toBe(new TextDecoder().decode(jobBody(1)));
     expect(first?.msgId).toBe('producer-id-1');
     expect(second?.msgId).toBeUndefined();
     expect(first?.deliveryCount).toBe(1);

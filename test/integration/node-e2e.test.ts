@@ -332,6 +332,8 @@ describe('a node end to end (real NATS, emulator over HTTP, file storage)', () =
     ];
     const before = h.deadLog.length;
     for (const [subject, body] of bad) await h.js.publish(subject, body);
+    // Not UTF-8: the node keeps its bytes (every other job it keeps as text) and says why.
+    await h.js.publish('prism.jobs.meta.insights.act_1', new Uint8Array([0x7b, 0xff, 0x7d]));
     const good = await h.publish({
       id: 'after-bad',
       source: 'adjust',
@@ -340,8 +342,18 @@ describe('a node end to end (real NATS, emulator over HTTP, file storage)', () =
       request: { url: `http://${h.host}/adjust/app-ok/report` },
     });
     await h.waitFor([good]);
-    await expect.poll(() => h.deadLog.length - before, { timeout: 5_000 }).toBe(4);
-    const reasons = h.deadLog.slice(before).map((d) => d.reason);
+    await expect.poll(() => h.deadLog.length - before, { timeout: 5_000 }).toBe(5);
+    const letters = h.deadLog.slice(before);
+    const reasons = letters.map((d) => d.reason);
+    // The original as published, and its size in bytes, whether kept as text or as bytes.
+    expect(letters.find((d) => /malformed JSON/.test(d.reason))).toMatchObject({
+      original: '{not json',
+      originalBytes: 9,
+    });
+    expect(letters.find((d) => d.reason === 'job is not valid UTF-8')).toMatchObject({
+      original: '{\ufffd}',
+      originalBytes: 3,
+    });
     expect(reasons).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/malformed JSON/),

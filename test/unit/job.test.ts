@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/config/load.ts';
-import { parseJob } from '../../src/messages/job.ts';
+import { parseJob, payloadBytes, payloadText } from '../../src/messages/job.ts';
 import { jobSubject } from '../../src/messages/subject.ts';
 import { jobIdOf } from '../../src/client/jobs.ts';
 
@@ -87,12 +87,38 @@ describe('parseJob', () => {
     expect(reasonOf({ ...base, meta: { pad: 'x'.repeat(5000) } })).toMatch(/limit is 4096/);
     const bad = parseJob({ subject, data: new Uint8Array([0x7b, 0xff, 0x7d]) }, config);
     expect(bad).toMatchObject({ ok: false, reason: 'job is not valid UTF-8' });
+    expect(payloadText(new Uint8Array([0x7b, 0xff, 0x7d]))).toBeUndefined();
+  });
+
+  it('parses a payload kept as text as it parses its bytes, counting the limit in bytes', () => {
+    const bytes = encode(base);
+    const text = payloadText(bytes) as string;
+    expect(parseJob({ subject, data: text }, config)).toEqual(parseJob({ subject, data: bytes }, config));
+    // 2,100 characters of two bytes each: under the limit in characters, over it in bytes.
+    const wide = JSON.stringify({ ...base, meta: { pad: 'é'.repeat(2_100) } });
+    expect(parseJob({ subject, data: wide }, config)).toMatchObject({ ok: false, reason: /limit is 4096/ });
+    expect(payloadBytes(wide)).toBe(encode(wide).byteLength);
+  });
+
+  it('accepts a byte-order mark before the JSON, and keeps it in the text so the bytes round-trip', () => {
+    const marked = new Uint8Array([0xef, 0xbb, 0xbf, ...encode(base)]);
+    const text = payloadText(marked) as string;
+    expect(text.charCodeAt(0)).toBe(0xfeff);
+    expect(payloadBytes(text)).toBe(marked.byteLength);
+    expect(parseJob({ subject, data: marked }, config).ok).toBe(true);
+    expect(parseJob({ subject, data: text }, config).ok).toBe(true);
   });
 
   it('never throws, whatever the bytes and subject (property)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.string(), (bytes, subj) => {
         const parsed = parseJob({ subject: subj, data: bytes }, config);
+        if (!parsed.ok) expect(parsed.reason.length).toBeGreaterThan(0);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.string(), (text, subj) => {
+        const parsed = parseJob({ subject: subj, data: text }, config);
         if (!parsed.ok) expect(parsed.reason.length).toBeGreaterThan(0);
       }),
     );
