@@ -534,8 +534,13 @@ const afterPump = (
   pumped: Promise<void> | undefined,
 ): KeyThrottle | Promise<KeyThrottle> => (pumped === undefined ? state : pumped.then(() => state));
 
-/** Gives `work` the key's shared check objects when its own are equal to them (see keyChecks). */
+/**
+ * Gives `work` the key's own key string (the router made an equal one for each job) and its shared
+ * check objects when its own are equal to them (see keyChecks): what a parked job holds of its
+ * own is then only what differs.
+ */
 function shareChecks(state: KeyThrottle, work: Work): void {
+  if (work.key === state.key) work.key = state.key;
   const shared = state.keyChecks;
   if (shared === undefined) state.keyChecks = work.checks;
   else if (work.checks !== shared && sameChecks(work.checks, shared)) work.checks = shared;

@@ -154,6 +154,8 @@ export function parseJob(input: ParseJobInput, config: PrismConfig): JobParse {
         reason: `job id "${id.slice(0, 80)}" must be 1-200 of A-Z a-z 0-9 _ . - : = + @ , and not start with "."`,
       };
     }
+    // Usually the producer's Nats-Msg-Id too: one string for both, held as long as the job.
+    if (id === input.msgId) id = input.msgId;
   } else if (input.msgId !== undefined && JOB_ID.test(input.msgId)) {
     id = input.msgId;
   } else {
