@@ -71,16 +71,9 @@ class WakePool {
   }
 
   private grow(): void {
-    const size = this.ats.length * 2;
-    const ats = new Float64Array(size);
-    ats.set(this.ats);
-    this.ats = ats;
-    const next = new Int32Array(size);
-    next.set(this.next);
-    this.next = next;
-    const prev = new Int32Array(size);
-    prev.set(this.prev);
-    this.prev = prev;
+    this.ats = doubled(this.ats);
+    this.next = doubled(this.next);
+    this.prev = doubled(this.prev);
   }
 }
 
@@ -334,13 +327,16 @@ class WakeHeap {
   }
 
   private grow(): void {
-    const ats = new Float64Array(this.ats.length * 2);
-    ats.set(this.ats);
-    this.ats = ats;
-    const seqs = new Float64Array(this.seqs.length * 2);
-    seqs.set(this.seqs);
-    this.seqs = seqs;
+    this.ats = doubled(this.ats);
+    this.seqs = doubled(this.seqs);
   }
 }
 
 const noop = (): void => {};
+
+/** A typed array twice as long, starting with `array`'s contents. */
+function doubled<T extends Float64Array | Int32Array>(array: T): T {
+  const bigger = new (array.constructor as new (length: number) => T)(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}
