@@ -27,6 +27,7 @@ import { defaultStreamSettings, ensureStreams } from './bus/streams.ts';
 import { CredentialStore } from './config/credentials.ts';
 import { ConfigError } from './config/load.ts';
 import type { PrismConfig } from './config/schema.ts';
+import { BodyBudget } from './http/body-budget.ts';
 import { localAddressProblem, UndiciHttpClient, type HttpClient } from './http/http-client.ts';
 import type { RateLedger } from './limits/ledger.ts';
 import { MemoryLedger } from './limits/memory-ledger.ts';
@@ -103,7 +104,8 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   });
   const js = jetstream(nc);
   const attempts: AttemptLog = await KvAttemptLog.open(nc);
-  const http = options.http ?? new UndiciHttpClient({ localAddress: config.node.egressAddress });
+  const bodies = new BodyBudget(config.node.maxBodyBytesHeld);
+  const http = options.http ?? new UndiciHttpClient({ localAddress: config.node.egressAddress, bodies });
   const stats = new NodeStats();
   stats.collectors = concurrency;
   const scheduler = new Scheduler(preciseNow);
@@ -184,6 +186,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
       held: source.heldCount,
       settling: settling.size,
       inFlightRequests: http.inFlight,
+      bodies: options.http === undefined ? bodies : undefined,
       ledger: services.ledger.traffic?.(),
     });
   const metrics = spawnMetrics(system, services, snapshot);

@@ -31,6 +31,8 @@ export async function runStatus(flags: {
   return 0;
 }
 
+const mib = (bytes: number): string => `${(bytes / 1_048_576).toFixed(1)} MiB`;
+
 export function formatSnapshot(s: NodeSnapshot): string {
   const lines = [
     `node ${s.node}  up ${s.uptimeSeconds}s`,
@@ -40,6 +42,11 @@ export function formatSnapshot(s: NodeSnapshot): string {
     `  calls      ${s.calls.total} (${s.calls.perSecond}/s)  failures ${s.calls.failures}  throttle signals ${s.calls.throttleSignals}  lapsed slots ${s.calls.lapsedSlots}  latency p50 ${s.calls.latencyMs.p50}ms p99 ${s.calls.latencyMs.p99}ms  send lag p99 ${s.calls.sendLagMs.p99}ms max ${s.calls.sendLagMs.maxEver}ms`,
     `  storage    ${s.storage.pages} pages  ${s.storage.bytes} bytes  retries ${s.storage.retries}   restarts ${s.restarts}   event loop delay p99 ${s.eventLoopDelayMs.p99}ms max ${s.eventLoopDelayMs.max}ms`,
   ];
+  const bodies = s.collectors.bodies;
+  if (bodies !== undefined)
+    lines.push(
+      `  bodies     held ${mib(bodies.heldBytes)} of ${mib(bodies.limitBytes)}  peak ${mib(bodies.peakBytes)}  waits ${bodies.waits}  waiting now ${bodies.waiting}`,
+    );
   if (s.ledger !== undefined)
     lines.push(
       `  ledger     KV reads ${s.ledger.reads}  writes ${s.ledger.writes}  conflicts ${s.ledger.conflicts}`,

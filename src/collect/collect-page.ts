@@ -1,4 +1,5 @@
 import type { NodeServices } from '../actors/services.ts';
+import type { ApiConfig, SourceConfig } from '../config/schema.ts';
 import { HttpFailure, type HttpRequest, type HttpResponse } from '../http/http-client.ts';
 import { tryParseJson } from '../limits/json-path.ts';
 import { holdsPlaces, paceMs } from '../limits/ledger.ts';
@@ -94,6 +95,23 @@ export async function collectPage(work: Work, services: NodeServices): Promise<P
     // the page below is no call).
     releasePlaces(work, services);
   }
+  // The body stays in the node's body budget until it is stored (or dropped): not just read.
+  try {
+    return await handleResponse(work, response, source, api, services);
+  } finally {
+    response.release();
+  }
+}
+
+/** Applies the answer's signals, stores the page and finds the next one. */
+async function handleResponse(
+  work: Work,
+  response: HttpResponse,
+  source: SourceConfig,
+  api: ApiConfig,
+  services: NodeServices,
+): Promise<PageOutcome> {
+  const { job } = work;
   work.lastStatus = response.status;
   await applyUsage(work, response.headers, services);
   let parsed: unknown;

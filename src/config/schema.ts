@@ -185,6 +185,15 @@ const NodeSchema = z.strictObject({
     .int()
     .positive()
     .default(64 * 1024 * 1024),
+  /**
+   * Response bytes the node holds at once, across all its calls (read and not yet stored). A call
+   * that reads beyond it stops reading until other pages are stored; the oldest call always reads
+   * on, so a node holds at most this plus one body of maxBodyBytes.
+   */
+  maxBodyBytesHeld: z
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
   requestTimeout: duration.default(30_000),
   /** Real attempts (5xx, timeouts, connection errors) before a job goes to the DLQ. */
   maxAttempts: z.int().positive().default(5),

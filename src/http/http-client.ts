@@ -3,6 +3,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { createServer, type LookupFunction } from 'node:net';
 import { Agent, request } from 'undici';
 import { isBlockedAddress } from './blocked-addresses.ts';
+import type { BodyBudget, BodyLease } from './body-budget.ts';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -15,6 +16,11 @@ export interface HttpResponse {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
+  /**
+   * The caller is done with `body` (stored, or dropped): its bytes leave the node's body budget.
+   * Every response must be released once, or the node's readers wait for room that never comes.
+   */
+  release(): void;
 }
 
 /** `late`: stopped before it was written, because it could not leave by `SendOptions.leaveBy`. */
@@ -136,8 +142,14 @@ export class UndiciHttpClient implements HttpClient {
   private readonly agent: Agent;
   inFlight = 0;
 
-  /** `localAddress`: the address calls leave from (a host with several egress IPs). */
-  constructor(options: { connectTimeoutMs?: number; localAddress?: string } = {}) {
+  private readonly bodies: BodyBudget | undefined;
+
+  /**
+   * `localAddress`: the address calls leave from (a host with several egress IPs). `bodies`: the
+   * node's budget for response bytes held at once (none: each call is bounded by maxBodyBytes only).
+   */
+  constructor(options: { connectTimeoutMs?: number; localAddress?: string; bodies?: BodyBudget } = {}) {
+    this.bodies = options.bodies;
     this.agent = new Agent({
       // Keep connections to each API host open and reuse them: TLS setup costs more than the call.
       keepAliveTimeout: 30_000,
@@ -155,6 +167,7 @@ export class UndiciHttpClient implements HttpClient {
     const timeout = AbortSignal.timeout(options.timeoutMs);
     const stop = options.leaveBy !== undefined ? new AbortController() : undefined;
     const signal = stop === undefined ? timeout : AbortSignal.any([timeout, stop.signal]);
+    let lease: BodyLease | undefined;
     try {
       if (options.onSend !== undefined || stop !== undefined)
         creatingCall = { onSend: options.onSend, leaveBy: options.leaveBy ?? Infinity, stop };
@@ -170,6 +183,7 @@ export class UndiciHttpClient implements HttpClient {
       } as Parameters<typeof request>[1]);
       creatingCall = undefined;
       const response = await pending;
+      lease = this.bodies?.lease();
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of response.body) {
@@ -179,14 +193,25 @@ export class UndiciHttpClient implements HttpClient {
           throw new HttpFailure('body-too-large', `response body exceeds ${options.maxBodyBytes} bytes`);
         }
         chunks.push(chunk as Buffer);
+        // The node holds too many bodies: read no more (the socket's flow control holds the rest
+        // at the platform) until some are stored. The call's timeout still runs meanwhile.
+        const wait = lease?.grow((chunk as Buffer).length);
+        if (wait !== undefined) await unlessAborted(wait, signal);
       }
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(response.headers)) {
         if (value !== undefined)
           headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
       }
-      return { status: response.statusCode, headers, body: Buffer.concat(chunks, size) };
+      const held = lease;
+      return {
+        status: response.statusCode,
+        headers,
+        body: Buffer.concat(chunks, size),
+        release: held === undefined ? noRelease : () => held.release(),
+      };
     } catch (error) {
+      lease?.release();
       throw toFailure(stop?.signal.reason ?? error, timeout, options.timeoutMs);
     } finally {
       this.inFlight--;
@@ -196,6 +221,21 @@ export class UndiciHttpClient implements HttpClient {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+const noRelease = (): void => undefined;
+
+/** Waits for `wait`, or throws the signal's reason once it aborts (the call timed out meanwhile). */
+function unlessAborted(wait: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void wait.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 function toFailure(error: unknown, signal: AbortSignal, timeoutMs: number): Error {

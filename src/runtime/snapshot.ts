@@ -1,3 +1,4 @@
+import type { BodyBudget } from '../http/body-budget.ts';
 import type { LedgerTraffic } from '../limits/ledger.ts';
 import type { KeyStatus, NodeStats } from './node-stats.ts';
 
@@ -25,6 +26,11 @@ export interface NodeSnapshot {
     inFlightRequests: number;
     /** How long a collector was busy per call (see NodeStats.collectorTurn). */
     turnMs: ReturnType<NodeStats['collectorTurn']['percentiles']>;
+    /**
+     * Response bytes held (read, not yet stored) against node.maxBodyBytesHeld, the most held
+     * since start, and how often a call stopped reading to wait for room (see BodyBudget).
+     */
+    bodies?: { heldBytes: number; peakBytes: number; limitBytes: number; waits: number; waiting: number };
   };
   calls: {
     total: number;
@@ -57,7 +63,13 @@ export interface NodeSnapshot {
 export function takeSnapshot(
   node: string,
   stats: NodeStats,
-  live: { held: number; settling?: number; inFlightRequests: number; ledger?: LedgerTraffic | undefined },
+  live: {
+    held: number;
+    settling?: number;
+    inFlightRequests: number;
+    bodies?: BodyBudget;
+    ledger?: LedgerTraffic | undefined;
+  },
   now = Date.now(),
   top = 10,
 ): NodeSnapshot {
@@ -121,6 +133,17 @@ export function takeSnapshot(
       callsWaiting: stats.callsWaiting,
       inFlightRequests: live.inFlightRequests,
       turnMs: stats.collectorTurn.percentiles(),
+      ...(live.bodies !== undefined
+        ? {
+            bodies: {
+              heldBytes: live.bodies.held,
+              peakBytes: live.bodies.peak,
+              limitBytes: live.bodies.maxBytes,
+              waits: live.bodies.waits,
+              waiting: live.bodies.waitingCount,
+            },
+          }
+        : {}),
     },
     calls: {
       total: stats.calls,

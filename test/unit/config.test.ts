@@ -53,6 +53,17 @@ describe('config', () => {
       expect(() => parseConfig({ node: { maxAckPending: bad }, sources: {} })).toThrow(/node\.maxAckPending/);
   });
 
+  it('bounds the response bytes a node holds (256 MiB by default), and says so for a bad value', () => {
+    expect(parseConfig({ sources: {} }).node.maxBodyBytesHeld).toBe(256 * 1024 * 1024);
+    expect(parseConfig({ node: { maxBodyBytesHeld: 1_048_576 }, sources: {} }).node.maxBodyBytesHeld).toBe(
+      1_048_576,
+    );
+    for (const bad of [0, -1, 1.5, '1GB'])
+      expect(() => parseConfig({ node: { maxBodyBytesHeld: bad }, sources: {} })).toThrow(
+        /node\.maxBodyBytesHeld/,
+      );
+  });
+
   it('takes a send allowance of 50 ms or more (1 s by default), and says why otherwise', () => {
     expect(parseConfig({ sources: {} }).node.sendAllowance).toBe(1_000);
     expect(parseConfig({ node: { sendAllowance: '2s' }, sources: {} }).node.sendAllowance).toBe(2_000);
