@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { writeHeapSnapshot } from 'node:v8';
-import { Worker } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { preciseNow } from '../../src/actors/services.ts';
 import type { Job } from '../../src/messages/job.ts';
 
@@ -498,8 +498,15 @@ export function readWorkload(argv: readonly string[]): { mode: Mode; workload: W
   };
 }
 
-/** Hands the result to the parent process and exits (actors and timers may still be armed). */
+/**
+ * Hands the result to the parent process (or, in a worker thread of bench/throttle/shards.ts, to
+ * the thread that started it) and exits (actors and timers may still be armed).
+ */
 export function finish(result: ChildResult): void {
+  if (!isMainThread && parentPort !== null) {
+    parentPort.postMessage(result);
+    process.exit(0);
+  }
   if (process.send === undefined) {
     console.log(JSON.stringify(result, null, 2));
     process.exit(0);
