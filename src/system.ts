@@ -19,7 +19,8 @@ import { spawnRouter } from './actors/router.ts';
 import { preciseNow, type NodeServices } from './actors/services.ts';
 import { ThrottleRegistry } from './actors/throttle-registry.ts';
 import { KvAttemptLog, type AttemptLog } from './bus/attempt-log.ts';
-import { JobSource } from './bus/job-source.ts';
+import type { JobMessage } from './bus/job-message.ts';
+import { JobSource, type JobIntake } from './bus/job-source.ts';
 import { KvCheckpointStore } from './bus/checkpoints.ts';
 import { connectNats, type NatsSecurity } from './bus/nats-connection.ts';
 import { JetStreamPublisher } from './bus/publisher.ts';
@@ -54,6 +55,13 @@ export interface NodeOptions {
   ledger?: RateLedger;
   http?: HttpClient;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Where jobs come from, instead of pulling them from JetStream itself: a shard of a sharded node
+   * gets them from the node's intake (src/runtime/sharded-node.ts).
+   */
+  intake?: (deliver: (message: JobMessage) => void, nc: NatsConnection) => JobIntake;
+  /** The name this node answers `prism status` with (a shard's: `<node>#<index>`); default `name`. */
+  statusName?: string;
 }
 
 export interface PrismNode {
@@ -109,13 +117,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const stats = new NodeStats();
   stats.collectors = concurrency;
   const scheduler = new Scheduler(preciseNow);
-  const ledgerOptions = {
-    marginMs: config.node.limitMargin,
-    // A call holds its place under a concurrency cap for at most requestTimeout (undici aborts
-    // it then); a place outlives that only when its node died before giving it back.
-    leaseMs: config.node.requestTimeout + config.node.limitMargin + 1_000,
-    sendAllowanceMs: config.node.sendAllowance,
-  };
+  const ledgerOptions = ledgerOptionsFor(config);
   const services: NodeServices = {
     config,
     nodeName: name,
@@ -174,15 +176,18 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   let replaced = 0;
   for (let i = 0; i < concurrency; i++) collectors.push(newCollector(`collector-${i}`));
 
-  const source = new JobSource(nc, js, {
-    maxHeld: config.node.maxParked,
-    batch: 256,
-    ackWaitMs: config.node.ackWait,
-    deliver: (message) => tell(router, { type: 'job', message }),
-    log,
-  });
+  const deliver = (message: JobMessage): void => tell(router, { type: 'job', message });
+  const source: JobIntake =
+    options.intake?.(deliver, nc) ??
+    new JobSource(nc, js, {
+      maxHeld: config.node.maxParked,
+      batch: 256,
+      ackWaitMs: config.node.ackWait,
+      deliver,
+      log,
+    });
   const snapshot = (): NodeSnapshot =>
-    takeSnapshot(name, stats, {
+    takeSnapshot(options.statusName ?? name, stats, {
       held: source.heldCount,
       settling: settling.size,
       inFlightRequests: http.inFlight,
@@ -253,6 +258,17 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
     })());
 
   return { name, services, snapshot, drain, connectionLost };
+}
+
+/** The ledger's settings from the node's config (a sharded node's shards build their own ledgers). */
+export function ledgerOptionsFor(config: PrismConfig) {
+  return {
+    marginMs: config.node.limitMargin,
+    // A call holds its place under a concurrency cap for at most requestTimeout (undici aborts
+    // it then); a place outlives that only when its node died before giving it back.
+    leaseMs: config.node.requestTimeout + config.node.limitMargin + 1_000,
+    sendAllowanceMs: config.node.sendAllowance,
+  };
 }
 
 function watchConnection(nc: NatsConnection, log: Logger): void {

@@ -20,7 +20,7 @@ export interface JobSourceOptions {
  * the rest of a backlog waits in JetStream, not in this node's memory. Every held job gets an
  * in-progress ack well before ack_wait, so a long wait behind a limit is not taken for a dead node.
  */
-export class JobSource {
+export class JobSource implements JobIntake {
   private readonly held = new Set<NatsJobMessage>();
   private running = false;
   private loop: Promise<void> | undefined;
@@ -97,7 +97,7 @@ export class JobSource {
         });
         this.stopCurrentPull = () => messages.stop();
         for await (const msg of messages) {
-          const message = new NatsJobMessage(msg, this.nc, (m) => this.release(m));
+          const message = NatsJobMessage.pulled(msg, this.nc, (m) => this.release(m));
           this.held.add(message);
           this.pulled++;
           this.options.deliver(message);
@@ -114,6 +114,26 @@ export class JobSource {
       }
     }
   }
+}
+
+/** A held job as plain data, passed between threads (structured clone). */
+export interface JobRecord {
+  subject: string;
+  data: string | Uint8Array;
+  msgId: string | undefined;
+  deliveryCount: number;
+  streamSeq: number;
+  /** The JetStream ack subject: whoever holds the job acks, naks and keeps it alive there. */
+  reply: string;
+}
+
+/** Where a node's jobs come from: JetStream itself (JobSource), or a sharded node's intake. */
+export interface JobIntake {
+  start(): void;
+  readonly heldCount: number;
+  heldMessages(): JobMessage[];
+  stopPulling(): Promise<void>;
+  close(): void;
 }
 
 /** JetStream's acknowledgement protocol: what nats.js's JsMsg sends to a message's reply subject. */
@@ -147,7 +167,7 @@ function ackSubject(msg: JsMsg): string {
  * be), and the reply subject; it acks, naks and marks itself in progress as `JsMsg` does, by
  * publishing to that subject.
  */
-class NatsJobMessage implements JobMessage {
+export class NatsJobMessage implements JobMessage {
   readonly subject: string;
   readonly data: string | Uint8Array;
   readonly msgId: string | undefined;
@@ -158,17 +178,52 @@ class NatsJobMessage implements JobMessage {
   private readonly nc: NatsConnection;
   private readonly onSettled: (m: NatsJobMessage) => void;
 
-  constructor(msg: JsMsg, nc: NatsConnection, onSettled: (m: NatsJobMessage) => void) {
-    this.subject = msg.subject;
-    // Never the payload itself: it is a view into the socket read (and a Buffer's `slice` is too).
-    this.data = payloadText(msg.data) ?? new Uint8Array(msg.data);
-    this.msgId = msg.headers?.get('Nats-Msg-Id') || undefined;
-    const { deliveryCount, streamSequence } = msg.info;
-    this.deliveryCount = deliveryCount;
-    this.streamSeq = streamSequence;
-    this.reply = ackSubject(msg);
+  /** A held job from its record: a pulled message (`pulled`), or one a sharded node's intake passed on. */
+  constructor(record: JobRecord, nc: NatsConnection, onSettled: (m: NatsJobMessage) => void) {
+    this.subject = record.subject;
+    this.data = record.data;
+    this.msgId = record.msgId;
+    this.deliveryCount = record.deliveryCount;
+    this.streamSeq = record.streamSeq;
+    this.reply = record.reply;
     this.nc = nc;
     this.onSettled = onSettled;
+  }
+
+  static pulled(msg: JsMsg, nc: NatsConnection, onSettled: (m: NatsJobMessage) => void): NatsJobMessage {
+    const { deliveryCount, streamSequence } = msg.info;
+    return new NatsJobMessage(
+      {
+        subject: msg.subject,
+        // Never the payload itself: it is a view into the socket read (and a Buffer's `slice` is too).
+        data: payloadText(msg.data) ?? new Uint8Array(msg.data),
+        msgId: msg.headers?.get('Nats-Msg-Id') || undefined,
+        deliveryCount,
+        streamSeq: streamSequence,
+        reply: ackSubject(msg),
+      },
+      nc,
+      onSettled,
+    );
+  }
+
+  /** What another thread needs to hold this job and ack it on a connection of its own. */
+  record(): JobRecord {
+    return {
+      subject: this.subject,
+      data: this.data,
+      msgId: this.msgId,
+      deliveryCount: this.deliveryCount,
+      streamSeq: this.streamSeq,
+      reply: this.reply,
+    };
+  }
+
+  /** Another thread settled it (through the reply subject): it is no longer held here. */
+  forget(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onSettled(this);
   }
 
   async ack(): Promise<void> {
