@@ -26,6 +26,7 @@ program
   .option('--nats-creds <file>', 'NATS credentials file; env NATS_CREDS (README: NATS security)')
   .option('--name <id>', 'node name; env PRISM_NODE_NAME')
   .option('--concurrency <n>', 'requests in flight on this node', positiveInt)
+  .option('--shards <n>', 'worker threads the node splits its keys over (node.shards)', positiveInt)
   .action(runNode);
 
 program

@@ -165,10 +165,18 @@ const SourceSchema = z.strictObject({
   }),
 });
 
+/** More worker threads than this is not a node any machine here runs well. */
+export const MAX_SHARDS = 64;
+
 const NodeSchema = z.strictObject({
   name: z.string().min(1).optional(),
   /** Requests in flight on this node (the collector pool's size). */
   concurrency: z.int().positive().max(100_000).default(1024),
+  /**
+   * Worker threads the node splits its keys over, each with its own heap (src/runtime/sharded-node.ts):
+   * at 100,000 keys one heap's full collections stall its calls. 1: no shards.
+   */
+  shards: z.int().min(1).max(MAX_SHARDS).default(1),
   /** Jobs a node holds at once (parked + in flight); the rest wait in JetStream. */
   maxParked: z.int().positive().default(10_000),
   maxParkedPerKey: z.int().positive().default(1_000),

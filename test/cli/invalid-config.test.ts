@@ -73,6 +73,11 @@ describe('prism node refuses an invalid config file at start-up', () => {
       JSON.stringify({ node: { egressAddress: '192.0.2.1' }, sources: {} }),
       /egressAddress 192\.0\.2\.1 is not an address of this host/,
     ],
+    [
+      'more shards than a node may have',
+      JSON.stringify({ node: { shards: 65 }, sources: {} }),
+      /node\.shards/,
+    ],
   ])('%s', (_name, text, reason) => {
     const { status, stderr } = startNode(text);
     expect(status).not.toBe(0);
@@ -80,5 +85,17 @@ describe('prism node refuses an invalid config file at start-up', () => {
     expect(stderr).toMatch(reason);
     // A clear message, not a stack trace.
     expect(stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('prism node --shards', () => {
+  it('refuses more shards than a node may have, before connecting anywhere', () => {
+    const run = spawnSync(
+      process.execPath,
+      [main, 'node', '--shards', '65', '--nats', 'nats://127.0.0.1:1'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/^prism: --shards must be at most 64/);
   });
 });

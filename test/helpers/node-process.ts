@@ -67,7 +67,9 @@ export async function spawnNodeProcess(options: {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   const started = Date.now();
-  while (!logs().some((l) => l.msg === 'node started')) {
+  // A sharded node is up when all its shards are.
+  const upMessage = (options.config.node?.shards ?? 1) > 1 ? 'sharded node started' : 'node started';
+  while (!logs().some((l) => l.msg === upMessage)) {
     if (child.exitCode !== null) throw new Error(`node ${options.name} exited at start:\n${text()}`);
     if (Date.now() - started > 30_000) throw new Error(`node ${options.name} did not start:\n${text()}`);
     await new Promise((r) => setTimeout(r, 100));

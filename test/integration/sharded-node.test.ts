@@ -1,0 +1,300 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.ts';
+import type { PrismConfigInput } from '../../src/config/schema.ts';
+import type { NodeSnapshot } from '../../src/runtime/snapshot.ts';
+import { shardOf } from '../../src/limits/shard-affinity.ts';
+import { jobSubject } from '../../src/messages/subject.ts';
+import { startShardedNode, type ShardedNode } from '../../src/runtime/sharded-node.ts';
+import { STATUS_SUBJECT } from '../../src/system.ts';
+import { pendingJobs, startHarness, type Harness } from '../helpers/prism-harness.ts';
+import { spawnNodeProcess } from '../helpers/node-process.ts';
+
+/**
+ * A node of two shards (worker threads, each a node with its own heap, NATS connection and
+ * in-memory ledger): jobs of many keys at once, limits checked by the emulator at arrival.
+ */
+describe('a sharded node', () => {
+  const quiet = pino({ level: 'warn' });
+  let h: Harness;
+  let node: ShardedNode | undefined;
+
+  const configFor = (host: string): PrismConfigInput => ({
+    node: { shards: 2, ledger: 'memory', concurrency: 16, metricsInterval: '2s' },
+    sources: {
+      // Limited per account: its accounts spread over both shards.
+      google: {
+        allowHosts: [host],
+        limits: [
+          { key: '{source}/{account}', limit: 1, per: '200ms' },
+          { key: '{source}/{account}', limit: 3, per: '1s' },
+        ],
+        apis: { search: {} },
+      },
+      // A limit on the whole source: all of it on one shard.
+      tiktok: {
+        allowHosts: [host],
+        limits: [{ key: '{source}', limit: 5, per: '1s' }],
+        apis: { report: {} },
+      },
+    },
+  });
+
+  const status = async (): Promise<NodeSnapshot[]> => {
+    const answers: NodeSnapshot[] = [];
+    const sub = h.nc.subscribe(`_INBOX.status.${Date.now()}`, {
+      callback: (_e, msg) => void answers.push(msg.json<NodeSnapshot>()),
+    });
+    h.nc.publish(STATUS_SUBJECT, '', { reply: sub.getSubject() });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    sub.unsubscribe();
+    return answers.sort((a, b) => a.node.localeCompare(b.node));
+  };
+
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await node?.drain();
+    await h?.close();
+  });
+
+  it('spreads keys over its shards, keeps every limit, and answers status per shard', async () => {
+    h.emulator.setConfig({
+      ...h.emulator.config(),
+      limits: [
+        { scope: 'account', platform: 'google', limit: 1, perMs: 200 },
+        { scope: 'account', platform: 'google', limit: 3, perMs: 1000 },
+        { scope: 'platform', platform: 'tiktok', limit: 5, perMs: 1000 },
+      ],
+    });
+    h.emulator.reset();
+    node = await startShardedNode({
+      config: parseConfig(configFor(h.host)),
+      natsUrl: h.nats.url,
+      storage: `file:${h.dataDir}`,
+      name: 'sharded-1',
+      log: quiet,
+    });
+    expect(node.shardNames).toEqual(['sharded-1#0', 'sharded-1#1']);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      for (let a = 0; a < 8; a++)
+        ids.push(
+          await h.publish({
+            id: `sh-google-${a}-${i}`,
+            source: 'google',
+            api: 'search',
+            account: `cust_${a}`,
+            request: { url: `http://${h.host}/google/cust_${a}/search` },
+          }),
+        );
+      for (let a = 0; a < 3; a++)
+        ids.push(
+          await h.publish({
+            id: `sh-tiktok-${a}-${i}`,
+            source: 'tiktok',
+            api: 'report',
+            account: `adv_${a}`,
+            request: { url: `http://${h.host}/tiktok/adv_${a}/report` },
+          }),
+        );
+    }
+    await h.waitFor(ids, 30_000);
+    expect(ids.filter((id) => h.results.get(id)?.status !== 'ok')).toEqual([]);
+    const stats = h.emulator.stats();
+    expect(stats.violations).toBe(0);
+    // 12 tiktok calls at 5 per second take more than two seconds: the source-wide limit held them.
+    expect(stats.calls).toBe(ids.length);
+    // Results name the node, whichever shard made them.
+    expect(new Set(ids.map((id) => h.results.get(id)?.node))).toEqual(new Set(['sharded-1']));
+    const shards = await status();
+    expect(shards.map((s) => s.node)).toEqual(['sharded-1#0', 'sharded-1#1']);
+    // Both shards did work, and together exactly the jobs published.
+    for (const shard of shards) expect(shard.jobs.done).toBeGreaterThan(0);
+    expect(shards.reduce((n, s) => n + s.jobs.done, 0)).toBe(ids.length);
+    await node.drain();
+    node = undefined;
+  });
+
+  it('hands parked jobs back to JetStream when it drains', async () => {
+    h.emulator.setConfig({ ...h.emulator.config(), limits: [] });
+    h.emulator.reset();
+    const config = configFor(h.host);
+    config.sources.google!.limits = [{ key: '{source}/{account}', limit: 1, per: '1h' }];
+    node = await startShardedNode({
+      config: parseConfig(config),
+      natsUrl: h.nats.url,
+      storage: `file:${h.dataDir}`,
+      name: 'sharded-2',
+      log: quiet,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      for (let a = 0; a < 4; a++)
+        ids.push(
+          await h.publish({
+            id: `sh-drain-${a}-${i}`,
+            source: 'google',
+            api: 'search',
+            account: `drain_${a}`,
+            request: { url: `http://${h.host}/google/drain_${a}/search` },
+          }),
+        );
+    // One call per account, then every account waits an hour: 8 jobs stay parked.
+    const deadline = Date.now() + 15_000;
+    while (h.emulator.stats().calls < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.emulator.stats().calls).toBe(4);
+    const started = Date.now();
+    await node.drain();
+    node = undefined;
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(ids.filter((id) => h.results.get(id)?.status === 'ok')).toHaveLength(4);
+    // The rest wait in JetStream for the next node, none lost.
+    expect(await pendingJobs(h.nc)).toBe(8);
+  });
+
+  it('holds a pause learned on one shard on the other', async () => {
+    h.emulator.setConfig({ ...h.emulator.config(), limits: [] });
+    h.emulator.reset();
+    const config = configFor(h.host);
+    config.sources.google!.signals = [
+      {
+        name: 'source-wide',
+        match: { status: 429 },
+        scope: '{source}',
+        action: { type: 'pause', for: '1500ms' },
+      },
+    ];
+    const parsed = parseConfig(config);
+    node = await startShardedNode({
+      config: parsed,
+      natsUrl: h.nats.url,
+      storage: `file:${h.dataDir}`,
+      name: 'sharded-3',
+      log: quiet,
+    });
+    const first = await h.publish({
+      id: 'sh-pause-first',
+      source: 'google',
+      api: 'search',
+      account: 'pause_0',
+      request: { url: `http://${h.host}/google/pause_0/search`, query: { throttle: '1', failTimes: '1' } },
+    });
+    const deadline = Date.now() + 10_000;
+    while (h.emulator.stats().throttled < 1 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    const pausedAt = Date.now();
+    // Accounts on both shards, published while the source is paused.
+    const accounts = Array.from({ length: 8 }, (_, a) => `pause_${a + 1}`);
+    const onShard = new Set(
+      accounts.map((account) => shardOf(jobSubject({ source: 'google', api: 'search', account }), parsed, 2)),
+    );
+    expect(onShard).toEqual(new Set([0, 1]));
+    const ids = await Promise.all(
+      accounts.map((account) =>
+        h.publish({
+          id: `sh-pause-${account}`,
+          source: 'google',
+          api: 'search',
+          account,
+          request: { url: `http://${h.host}/google/${account}/search` },
+        }),
+      ),
+    );
+    await h.waitFor([first, ...ids], 20_000);
+    for (const id of [first, ...ids]) {
+      const result = h.results.get(id);
+      expect(result?.status).toBe('ok');
+      // No shard called the source before the pause ended (a little under 1.5 s after the 429).
+      expect(Date.parse(result!.finishedAt) - pausedAt).toBeGreaterThanOrEqual(1_200);
+    }
+    expect(h.emulator.stats().throttled).toBe(1);
+    await node.drain();
+    node = undefined;
+  });
+
+  it('starts a shard that died again, and the jobs it held are done by the node', async () => {
+    h.emulator.setConfig({
+      ...h.emulator.config(),
+      limits: [{ scope: 'account', platform: 'google', limit: 1, perMs: 200 }],
+    });
+    h.emulator.reset();
+    node = await startShardedNode({
+      config: parseConfig(configFor(h.host)),
+      natsUrl: h.nats.url,
+      storage: `file:${h.dataDir}`,
+      name: 'sharded-4',
+      log: quiet,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++)
+      for (let a = 0; a < 8; a++)
+        ids.push(
+          await h.publish({
+            id: `sh-crash-${a}-${i}`,
+            source: 'google',
+            api: 'search',
+            account: `crash_${a}`,
+            request: { url: `http://${h.host}/google/crash_${a}/search` },
+          }),
+        );
+    const deadline = Date.now() + 10_000;
+    while ((node.shards()[0]?.held ?? 0) === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(node.shards()[0]?.held).toBeGreaterThan(0);
+    await node.terminateShard(0);
+    expect(node.shards()[0]).toMatchObject({ running: false, held: 0 });
+    await h.waitFor(ids, 30_000);
+    expect(ids.filter((id) => h.results.get(id)?.status !== 'ok')).toEqual([]);
+    expect(node.shards()[0]).toMatchObject({ running: true, restarts: 1 });
+    await node.drain();
+    node = undefined;
+  });
+
+  it('loses nothing when its process is killed, and a new one finishes the jobs', async () => {
+    h.emulator.setConfig({
+      ...h.emulator.config(),
+      limits: [{ scope: 'account', platform: 'google', limit: 1, perMs: 200 }],
+    });
+    h.emulator.reset();
+    const dir = await mkdtemp(join(tmpdir(), 'prism-sharded-'));
+    // The KV ledger: the windows of the killed node's calls outlive it.
+    const config = configFor(h.host);
+    config.node = { ...config.node, ledger: 'nats-kv', ackWait: '3s' };
+    const spawnNode = (name: string) =>
+      spawnNodeProcess({ name, config, natsUrl: h.nats.url, storage: `file:${h.dataDir}`, dir });
+    const killed = await spawnNode('sharded-kill-1');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++)
+      for (let a = 0; a < 10; a++)
+        ids.push(
+          await h.publish({
+            id: `sh-kill-${a}-${i}`,
+            source: 'google',
+            api: 'search',
+            account: `kill_${a}`,
+            request: { url: `http://${h.host}/google/kill_${a}/search` },
+          }),
+        );
+    const deadline = Date.now() + 15_000;
+    while (h.emulator.stats().calls < 12 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    killed.signal('SIGKILL');
+    await killed.exited;
+    expect(ids.filter((id) => h.results.has(id)).length).toBeLessThan(ids.length);
+    const next = await spawnNode('sharded-kill-2');
+    try {
+      await h.waitFor(ids, 60_000);
+      expect(ids.filter((id) => h.results.get(id)?.status !== 'ok')).toEqual([]);
+      expect(h.emulator.stats().violations).toBe(0);
+    } finally {
+      next.signal('SIGTERM');
+      expect(await next.exited).toBe(0);
+    }
+  });
+});
