@@ -13,7 +13,8 @@
  *   --trials 1               timed runs of each contender at each key count, interleaved (trial 1 of
  *                            every contender and key count, then trial 2, ...); with more than one,
  *                            the report adds each figure's median and range over the trials
- *   --contenders prism,bottleneck   also: prism-margin0 (Prism with limitMargin 0)
+ *   --contenders prism,bottleneck   also: prism-margin0 (Prism with limitMargin 0), prism-shards2
+ *                            (Prism's throttle path in two worker threads, as node.shards: 2 runs it)
  *   --idle-keys 100000       keys for the memory-per-idle-key runs (0: skip them)
  *   --arrival 1              seconds over which keys arrive (0: all at once)
  *   --backlog 2              jobs a key holds on arrival (each dispatch brings one more)
@@ -58,6 +59,8 @@ interface Options {
 const CONTENDERS: Record<string, { file: string; args: string[] }> = {
   prism: { file: 'prism.ts', args: [] },
   'prism-margin0': { file: 'prism.ts', args: ['--margin-ms', '0'] },
+  // The same throttle path in two worker threads of one process (a node with node.shards: 2).
+  'prism-shards2': { file: 'shards.ts', args: ['--shards', '2'] },
   bottleneck: { file: 'bottleneck.ts', args: [] },
 };
 
@@ -274,7 +277,8 @@ const label = (contender: string, trial: number): string =>
 const idles: { contender: string; state: string; outcome: Measured<IdleResult> | { error: string } }[] = [];
 if (options.idleKeys > 0) {
   for (const contender of [
-    ...new Set(options.contenders.map((c) => (c === 'prism-margin0' ? 'prism' : c))),
+    // Variants of prism hold their idle keys as prism does.
+    ...new Set(options.contenders.map((c) => (c.startsWith('prism') ? 'prism' : c))),
   ]) {
     // bottleneck's Group deletes idle limiters too, but its cleanup awaits a setTimeout(0) per
     // limiter (Group.js -> LocalDatastore.__groupCheck__ -> yieldLoop): a pass over 100,000 keys
@@ -459,8 +463,12 @@ if (options.trials > 1) {
     }
 }
 
-const comparable = options.keys.filter(
-  (k) => resultsOf(k, 'prism').length > 0 && resultsOf(k, 'bottleneck').length > 0,
+// Each Prism variant that ran (one thread, or the shards of a node) against the peer.
+const prismVariants = ['prism', 'prism-shards2'].filter((variant) => options.contenders.includes(variant));
+const comparable = options.keys.flatMap((k) =>
+  prismVariants
+    .filter((variant) => resultsOf(k, variant).length > 0 && resultsOf(k, 'bottleneck').length > 0)
+    .map((variant) => ({ keys: k, variant })),
 );
 if (comparable.length > 0) {
   lines.push(
@@ -469,16 +477,17 @@ if (comparable.length > 0) {
       ? 'Ratios of the medians over the trials, bottleneck ÷ Prism:'
       : 'Ratios, bottleneck ÷ Prism:',
     '',
-    '| keys | calls made | lateness p99 vs limit | lateness p99, each vs its own earliest allowed time | CPU s | CPU s per call made | peak RSS |',
-    '|---:|---:|---:|---:|---:|---:|---:|',
+    '| keys | Prism | calls made | lateness p99 vs limit | lateness p99, each vs its own earliest allowed time | CPU s | CPU s per call made | peak RSS |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
   );
-  for (const keys of comparable) {
-    const a = resultsOf(keys, 'prism');
+  for (const { keys, variant } of comparable) {
+    const a = resultsOf(keys, variant);
     const b = resultsOf(keys, 'bottleneck');
     const both = (figure: (r: RunResult) => number): string =>
       ratio(medianOf(b, figure), medianOf(a, figure));
     row([
       keys.toLocaleString('en-US'),
+      variant,
       both((r) => r.calls),
       both((r) => r.lateness.p99),
       both((r) => r.latenessAfterMargin.p99),

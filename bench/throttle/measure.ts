@@ -74,6 +74,8 @@ export interface RunResult {
   violations: number;
   /** Prism: calls whose slot lapsed while they waited to leave and went back to wait (requeue). */
   lapsedSlots?: number;
+  /** In a worker thread of shards.ts only: the histograms behind the percentiles, to merge. */
+  histograms?: { lateness: HistogramCounts; latenessAfterMargin: HistogramCounts; steady: HistogramCounts };
   /** Smallest gap between two dispatches of one key, ms. */
   minGapMs: number;
   /** At the end of the window: keys whose next call was allowed (with margin) >100 ms ago and not made. */
@@ -156,6 +158,28 @@ export class Histogram {
   percentiles(): Percentiles {
     return { p50: this.quantile(0.5), p99: this.quantile(0.99), p999: this.quantile(0.999), max: this.max };
   }
+
+  /** The counts, to merge in another thread (bench/throttle/shards.ts). */
+  counts(): HistogramCounts {
+    return { fine: this.fine, coarse: this.coarse, over: this.over, count: this.count, max: this.max };
+  }
+
+  /** Adds another histogram's counts: the percentiles of both sets of calls together, exactly. */
+  add(other: HistogramCounts): void {
+    for (let i = 0; i < this.fine.length; i++) this.fine[i]! += other.fine[i] ?? 0;
+    for (let i = 0; i < this.coarse.length; i++) this.coarse[i]! += other.coarse[i] ?? 0;
+    this.over += other.over;
+    this.count += other.count;
+    if (other.max > this.max) this.max = other.max;
+  }
+}
+
+export interface HistogramCounts {
+  fine: Uint32Array;
+  coarse: Uint32Array;
+  over: number;
+  count: number;
+  max: number;
 }
 
 /**
@@ -346,6 +370,15 @@ export async function timedRun(
     steadyAfterMs: workload.steadyAfterMs,
     steadyCalls: recorder.steady.count,
     latenessSteady: recorder.steady.percentiles(),
+    ...(isMainThread
+      ? {}
+      : {
+          histograms: {
+            lateness: recorder.lateness.counts(),
+            latenessAfterMargin: recorder.latenessAfterMargin.counts(),
+            steady: recorder.steady.counts(),
+          },
+        }),
     lateOver5ms: { ...recorder.lateOver5ms },
     violations: recorder.violations,
     minGapMs: recorder.minGapMs,

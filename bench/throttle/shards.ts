@@ -1,43 +1,48 @@
 /**
- * A lead for the 100,000-key target, not one of the reported runs: the same keys split over
- * worker threads of one process (each an isolate with its own heap, as a node of throttle shards
- * would run them) against one thread holding them all. Each shard runs bench/throttle/prism.ts
- * (the node's real throttle path) with its share of the keys, all at once; the figures that add
- * up (calls, calls later than 5 ms) are summed, and each shard's percentiles are listed.
+ * Contender "prism-shards2" of the throttle benchmark, and a tool of its own: the node's throttle
+ * path split over worker threads of one process, as a node with `node.shards` runs it (each shard
+ * an isolate with its own heap; src/runtime/sharded-node.ts). Each thread runs
+ * bench/throttle/prism.ts (real actors, throttle, ledger and scheduler) with its share of the keys,
+ * all at once, and the figures are merged: counts added, lateness histograms added (exact
+ * percentiles over all calls), the process-wide CPU and RSS taken once.
  *
  * Worker threads share one process's V8 platform: with `--v8-pool-size=1` the shards' heaps have
- * one background GC thread between them, where two processes had one each (docs/benchmarks.md,
- * "Half the keys per heap").
+ * one background GC thread between them.
  *
  *   node --expose-gc --max-semi-space-size=1 --v8-pool-size=1 bench/throttle/shards.ts \
- *        --shards 2 --keys 100000 --duration-ms 60000
+ *        --shards 2 --keys 100000 --duration-ms 60000 [any other flag of prism.ts --mode run]
  *
- * `--shards 1` runs the same in one worker thread (the main thread only waits), for a like-for-like
- * comparison. Prints one JSON object: the sums, then each shard's own result.
+ * Started by bench/throttle/main.ts (with an IPC channel) it reports like the other contenders;
+ * run by hand it prints the merged result and each shard's own.
  */
 import { Worker } from 'node:worker_threads';
-import type { RunResult } from './measure.ts';
+import { finish, Histogram, type RunResult } from './measure.ts';
 
 const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
+const valueOf = (name: string): string | undefined => {
   const at = args.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const value = Number(args[at + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
-  return value;
+  return at < 0 ? undefined : args[at + 1];
 };
-const shards = flag('shards', 2);
-const keys = flag('keys', 100_000);
-const durationMs = flag('duration-ms', 60_000);
+const shards = Number(valueOf('shards') ?? 2);
+const keys = Number(valueOf('keys') ?? 100_000);
+if (!Number.isInteger(shards) || shards < 1) throw new Error('--shards must be a positive integer');
+if (valueOf('mode') !== undefined && valueOf('mode') !== 'run')
+  throw new Error('shards.ts runs timed runs only (--mode run)');
+// What each shard gets: the same flags, but its own share of the keys.
+const passOn = (share: number): string[] => {
+  const out: string[] = ['--mode', 'run', '--keys', String(share)];
+  for (let i = 0; i < args.length; i += 2)
+    if (!['--shards', '--keys', '--mode'].includes(args[i] as string))
+      out.push(args[i] as string, args[i + 1] ?? '');
+  return out;
+};
 
 const script = new URL('./prism.ts', import.meta.url);
 const results = await Promise.all(
   Array.from({ length: shards }, (_, shard) => {
     const share = Math.floor(keys / shards) + (shard < keys % shards ? 1 : 0);
     return new Promise<RunResult>((resolve, reject) => {
-      const worker = new Worker(script, {
-        argv: ['--mode', 'run', '--keys', String(share), '--duration-ms', String(durationMs)],
-      });
+      const worker = new Worker(script, { argv: passOn(share) });
       worker.once('message', (result: RunResult) => resolve(result));
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`shard ${shard} exited (${code}) without a result`)));
@@ -45,32 +50,51 @@ const results = await Promise.all(
   }),
 );
 
+const merged = (pick: (r: RunResult) => NonNullable<RunResult['histograms']>['lateness']) => {
+  const histogram = new Histogram();
+  for (const r of results) histogram.add(pick(r));
+  return histogram.percentiles();
+};
 const sum = (pick: (r: RunResult) => number): number => results.reduce((total, r) => total + pick(r), 0);
-const calls = sum((r) => r.calls);
-const late = sum((r) => r.lateOver5ms.beforeSteady + r.lateOver5ms.steady);
-console.log(
-  JSON.stringify(
-    {
-      shards,
-      keys,
-      durationMs,
-      calls,
-      idealCalls: sum((r) => r.idealCalls),
-      lateOver5ms: {
-        beforeSteady: sum((r) => r.lateOver5ms.beforeSteady),
-        steady: sum((r) => r.lateOver5ms.steady),
-      },
-      latePercent: Number(((100 * late) / calls).toFixed(2)),
-      p99AfterMarginPerShard: results.map((r) => r.latenessAfterMargin.p99),
-      maxAfterMarginPerShard: results.map((r) => Math.round(r.latenessAfterMargin.max)),
-      violations: sum((r) => r.violations),
-      // Process-wide figures, read by each shard at the end of its window: the largest.
-      cpuSeconds: Math.max(...results.map((r) => r.cpuSeconds)),
-      peakRssMB: Math.round(Math.max(...results.map((r) => r.peakRssMB))),
-      perShard: results,
-    },
-    null,
-    2,
-  ),
-);
-process.exit(0);
+const most = (pick: (r: RunResult) => number): number => Math.max(...results.map(pick));
+const first = results[0] as RunResult;
+for (const r of results) if (r.histograms === undefined) throw new Error('a shard sent no histograms');
+
+const result: RunResult = {
+  ...first,
+  contender: `prism (${shards} shards)`,
+  settings: `${first.settings}, ${shards} worker threads of ~${Math.round(keys / shards).toLocaleString('en-US')} keys`,
+  keys,
+  calls: sum((r) => r.calls),
+  idealCalls: sum((r) => r.idealCalls),
+  lateness: merged((r) => r.histograms!.lateness),
+  latenessAfterMargin: merged((r) => r.histograms!.latenessAfterMargin),
+  steadyCalls: sum((r) => r.steadyCalls),
+  latenessSteady: merged((r) => r.histograms!.steady),
+  lateOver5ms: {
+    beforeSteady: sum((r) => r.lateOver5ms.beforeSteady),
+    steady: sum((r) => r.lateOver5ms.steady),
+  },
+  violations: sum((r) => r.violations),
+  lapsedSlots: sum((r) => r.lapsedSlots ?? 0),
+  minGapMs: Math.min(...results.map((r) => r.minGapMs)),
+  overdueKeys: sum((r) => r.overdueKeys),
+  maxOverdueMs: most((r) => r.maxOverdueMs),
+  // Process-wide figures, read by each shard at the end of its own window: the largest.
+  cpuSeconds: most((r) => r.cpuSeconds),
+  cpuTotalSeconds: most((r) => r.cpuTotalSeconds),
+  peakRssMB: most((r) => r.peakRssMB),
+  startRssMB: Math.min(...results.map((r) => r.startRssMB)),
+  endTimerLagMs: most((r) => r.endTimerLagMs),
+  othersPercent: first.othersPercent,
+  loadAfter: most((r) => r.loadAfter),
+};
+delete result.histograms;
+
+if (process.send !== undefined) finish(result);
+else {
+  console.log(
+    JSON.stringify({ ...result, perShard: results.map(({ histograms: _, ...rest }) => rest) }, null, 2),
+  );
+  process.exit(0);
+}
