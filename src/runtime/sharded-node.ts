@@ -90,8 +90,16 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
   });
   // Shared by this node's shards only (two nodes in one process must not hear each other).
   const signalsChannel = `prism-signals-${randomUUID()}`;
+  // The node's bounds are the node's: each shard gets its share.
+  const shardConfig: PrismConfig = {
+    ...config,
+    node: {
+      ...config.node,
+      maxBodyBytesHeld: Math.max(1, Math.ceil(config.node.maxBodyBytesHeld / shards)),
+    },
+  };
   const setupOf = (index: number): ShardSetup => ({
-    config,
+    config: shardConfig,
     natsUrl: options.natsUrl,
     natsSecurity: options.natsSecurity,
     storage: options.storage,

@@ -80,6 +80,12 @@ describe('a sharded node', () => {
       log: quiet,
     });
     expect(node.shardNames).toEqual(['sharded-1#0', 'sharded-1#1']);
+    // The node's bounds are shared out, not given to each shard whole.
+    const budgets = (await status()).map((s) => s.collectors);
+    expect(budgets.map((c) => [c.total, c.bodies?.limitBytes])).toEqual([
+      [8, 128 * 1024 * 1024],
+      [8, 128 * 1024 * 1024],
+    ]);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       for (let a = 0; a < 8; a++)
