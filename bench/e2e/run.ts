@@ -6,7 +6,7 @@
  *   - `asyncio`: the seed's Python asyncio + aiohttp program (fetches only, no storage, no bus);
  *   - `undici`:  1000 concurrent undici requests from Node (fetches only): the floor for Node.
  *
- * Usage: npm run bench:e2e [-- --jobs 1000 --latency 1000 --trials 3 --out FILE]
+ * Usage: npm run bench:e2e [-- --jobs 1000 --latency 1000 --trials 3 --shards 1 --out FILE]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -34,12 +34,15 @@ const { values: args } = parseArgs({
     // costs anywhere from 0.1 to 4 CPU-seconds in the kernel for the same 1000 new folders, from
     // one minute to the next; /dev/shm (tmpfs) measures Prism without it.
     'data-dir': { type: 'string', default: tmpdir() },
+    // node.shards of the Prism node (README, "Shards").
+    shards: { type: 'string', default: '1' },
     out: { type: 'string' },
   },
 });
 const JOBS = Number(args.jobs);
 const LATENCY_MS = Number(args.latency);
 const TRIALS = Number(args.trials);
+const SHARDS = Number(args.shards);
 
 interface Trial {
   wallSeconds: number;
@@ -89,7 +92,7 @@ async function prismTrial(natsUrl: string, emulatorUrl: string, trial: number): 
   const dir = mkdtempSync(join(args['data-dir'], 'prism-bench-e2e-'));
   const host = new URL(emulatorUrl).host;
   const config = {
-    node: { concurrency: Math.max(1024, JOBS), metricsInterval: '60s', ledger: 'memory' },
+    node: { concurrency: Math.max(1024, JOBS), metricsInterval: '60s', ledger: 'memory', shards: SHARDS },
     sources: { adjust: { allowHosts: [host], apis: { report: {} } } },
   };
   writeFileSync(join(dir, 'prism.json'), JSON.stringify(config));
@@ -110,7 +113,7 @@ async function prismTrial(natsUrl: string, emulatorUrl: string, trial: number): 
       '--name',
       `bench-${trial}`,
     ],
-    '"node started"',
+    SHARDS > 1 ? '"sharded node started"' : '"node started"',
   );
   const nc = await connectNats({ url: natsUrl, name: 'bench-e2e' });
   const js = jetstream(nc);
@@ -242,7 +245,10 @@ async function main(): Promise<void> {
     '',
     '| contender | last call started s (median) | first result s (median) | wall s (median) | wall s (best) | CPU s (median) | peak RSS MiB (median) | ok per trial |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    row('Prism: publish → node → fetch → file storage → result event', prism),
+    row(
+      `Prism${SHARDS > 1 ? ` (${SHARDS} shards)` : ''}: publish → node → fetch → file storage → result event`,
+      prism,
+    ),
     row(`undici alone: ${JOBS} concurrent fetches, nothing stored`, undici),
     ...(asyncio.length > 0
       ? [row('asyncio + aiohttp alone (the seed): fetches, nothing stored', asyncio)]
