@@ -111,6 +111,8 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
     logLevel: log.level,
   });
   let draining = false;
+  /** Every shard was up once: from then on one that stops is started again. */
+  let started = false;
   let nextTicket = 0;
 
   const post = (shard: Shard, message: ToShard): void => shard.worker?.postMessage(message);
@@ -154,7 +156,11 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
           break;
       }
     });
-    worker.on('error', (error) => log.error({ err: error, shard: shard.index }, 'shard crashed'));
+    worker.on('error', (error) => {
+      log.error({ err: error, shard: shard.index }, 'shard crashed');
+      // While starting, this is why the node cannot start (a storage URL it cannot open, …).
+      rejectReady(error);
+    });
     shard.exited = new Promise((resolve) =>
       worker.once('exit', (code) => {
         shard.worker = undefined;
@@ -167,7 +173,7 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
         // Jobs not posted to it yet were among those: JetStream brings them again.
         shard.tickets = [];
         shard.records = [];
-        if (!draining) {
+        if (started && !draining) {
           shard.crashes++;
           const delay = backoffDelay(shard.crashes, 500, 30_000);
           log.error(
@@ -199,6 +205,7 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
   }));
   try {
     await Promise.all(slots.map(start));
+    started = true;
   } catch (error) {
     draining = true;
     await Promise.all(slots.map((shard) => shard.worker?.terminate()));

@@ -2,7 +2,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { defaultStreamSettings, ensureStreams } from '../../src/bus/streams.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { PrismConfigInput } from '../../src/config/schema.ts';
 import type { NodeSnapshot } from '../../src/runtime/snapshot.ts';
@@ -57,8 +58,12 @@ describe('a sharded node', () => {
   beforeAll(async () => {
     h = await startHarness();
   });
-  afterAll(async () => {
+  // A test that failed halfway leaves its node running: never into the next test.
+  afterEach(async () => {
     await node?.drain();
+    node = undefined;
+  });
+  afterAll(async () => {
     await h?.close();
   });
 
@@ -112,7 +117,10 @@ describe('a sharded node', () => {
     await h.waitFor(ids, 30_000);
     expect(ids.filter((id) => h.results.get(id)?.status !== 'ok')).toEqual([]);
     const stats = h.emulator.stats();
-    expect(stats.violations).toBe(0);
+    expect(
+      stats.violations,
+      JSON.stringify({ rules: stats.byRule, byKey: stats.byKey, loopDelayMaxMs: stats.loopDelayMaxMs }),
+    ).toBe(0);
     // 12 tiktok calls at 5 per second take more than two seconds: the source-wide limit held them.
     expect(stats.calls).toBe(ids.length);
     // Results name the node, whichever shard made them.
@@ -260,6 +268,21 @@ describe('a sharded node', () => {
     expect(node.shards()[0]).toMatchObject({ running: true, restarts: 1 });
     await node.drain();
     node = undefined;
+  });
+
+  it('fails to start with the reason when a shard cannot start, and leaves nothing running', async () => {
+    await ensureStreams(h.nc, defaultStreamSettings);
+    const before = await pendingJobs(h.nc);
+    const starting = startShardedNode({
+      config: parseConfig(configFor(h.host)),
+      natsUrl: h.nats.url,
+      storage: 'ftp://nowhere/data',
+      name: 'sharded-bad',
+      log: quiet,
+    });
+    await expect(starting).rejects.toThrow(/storage URL "ftp:\/\/nowhere\/data" is not supported/);
+    // It pulled nothing: no job was taken from JetStream meanwhile.
+    expect(await pendingJobs(h.nc)).toBe(before);
   });
 
   it('loses nothing when its process is killed, and a new one finishes the jobs', async () => {
