@@ -22,7 +22,7 @@ import { KvAttemptLog, type AttemptLog } from './bus/attempt-log.ts';
 import type { JobMessage } from './bus/job-message.ts';
 import { JobSource, type JobIntake } from './bus/job-source.ts';
 import { KvCheckpointStore } from './bus/checkpoints.ts';
-import { connectNats, type NatsSecurity } from './bus/nats-connection.ts';
+import { closedForGood, connectNats, watchConnection, type NatsSecurity } from './bus/nats-connection.ts';
 import { JetStreamPublisher } from './bus/publisher.ts';
 import { defaultStreamSettings, ensureStreams } from './bus/streams.ts';
 import { CredentialStore } from './config/credentials.ts';
@@ -97,19 +97,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   const egress = config.node.egressAddress;
   const egressProblem = egress !== undefined ? await localAddressProblem(egress) : undefined;
   if (egressProblem !== undefined) throw new ConfigError(`node.egressAddress ${egressProblem}`);
-  const nc: NatsConnection = await connectNats({
-    url: options.natsUrl,
-    name: `prism-${name}`,
-    security: options.natsSecurity ?? config.nats,
-    env: options.env,
-    log,
-  });
-  watchConnection(nc, log);
-  await ensureStreams(nc, {
-    ...defaultStreamSettings,
-    ackWaitMs: config.node.ackWait,
-    maxAckPending: config.node.maxAckPending,
-  });
+  const nc = await connectNode(config, { ...options, name, log });
   const js = jetstream(nc);
   const attempts: AttemptLog = await KvAttemptLog.open(nc);
   const bodies = new BodyBudget(config.node.maxBodyBytesHeld);
@@ -219,13 +207,7 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   );
 
   let drained: Promise<void> | undefined;
-  const connectionLost = new Promise<Error>((resolve) => {
-    void nc.closed().then((error) => {
-      if (drained !== undefined) return;
-      log.error({ err: error }, 'NATS connection closed for good');
-      resolve(error ?? new Error('the NATS connection closed'));
-    });
-  });
+  const connectionLost = closedForGood(nc, log, () => drained !== undefined);
   const drain = (): Promise<void> =>
     (drained ??= (async () => {
       log.info({ held: source.heldCount }, 'draining: no more pulls, parked jobs go back to JetStream');
@@ -260,6 +242,36 @@ export async function startNode(options: NodeOptions): Promise<PrismNode> {
   return { name, services, snapshot, drain, connectionLost };
 }
 
+/**
+ * A node's NATS connection (its disconnects logged), with the streams and the shared consumer
+ * made or checked as the node's config sets them.
+ */
+export async function connectNode(
+  config: PrismConfig,
+  options: {
+    natsUrl: string;
+    natsSecurity?: NatsSecurity;
+    env?: NodeJS.ProcessEnv;
+    name: string;
+    log: Logger;
+  },
+): Promise<NatsConnection> {
+  const nc = await connectNats({
+    url: options.natsUrl,
+    name: `prism-${options.name}`,
+    security: options.natsSecurity ?? config.nats,
+    env: options.env,
+    log: options.log,
+  });
+  watchConnection(nc, options.log);
+  await ensureStreams(nc, {
+    ...defaultStreamSettings,
+    ackWaitMs: config.node.ackWait,
+    maxAckPending: config.node.maxAckPending,
+  });
+  return nc;
+}
+
 /** The ledger's settings from the node's config (a sharded node's shards build their own ledgers). */
 export function ledgerOptionsFor(config: PrismConfig) {
   return {
@@ -269,14 +281,4 @@ export function ledgerOptionsFor(config: PrismConfig) {
     leaseMs: config.node.requestTimeout + config.node.limitMargin + 1_000,
     sendAllowanceMs: config.node.sendAllowance,
   };
-}
-
-function watchConnection(nc: NatsConnection, log: Logger): void {
-  void (async () => {
-    for await (const status of nc.status()) {
-      if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {
-        log.warn({ nats: status.type }, `NATS ${status.type}`);
-      }
-    }
-  })().catch(() => undefined);
 }

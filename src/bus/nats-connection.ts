@@ -322,3 +322,28 @@ function serverInfo(server: string, timeoutMs = 2_000): Promise<Record<string, u
     socket.on('close', () => done(undefined));
   });
 }
+
+/** Logs the connection's disconnects, reconnects and errors (it reconnects by itself). */
+export function watchConnection(nc: NatsConnection, log: Logger): void {
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'error') {
+        log.warn({ nats: status.type }, `NATS ${status.type}`);
+      }
+    }
+  })().catch(() => undefined);
+}
+
+/**
+ * Settles when `nc` closes for good while `meant()` is false (the node is not draining): the
+ * server revoked its credentials, say. The node can do nothing more; `prism node` exits non-zero.
+ */
+export function closedForGood(nc: NatsConnection, log: Logger, meant: () => boolean): Promise<Error> {
+  return new Promise<Error>((resolve) => {
+    void nc.closed().then((error) => {
+      if (meant()) return;
+      log.error({ err: error }, 'NATS connection closed for good');
+      resolve(error ?? new Error('the NATS connection closed'));
+    });
+  });
+}

@@ -2,15 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { jetstream } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { JobMessage } from '../bus/job-message.ts';
-import type { NatsJobMessage } from '../bus/job-source.ts';
-import { JobSource, type JobRecord } from '../bus/job-source.ts';
-import { connectNats, type NatsSecurity } from '../bus/nats-connection.ts';
-import { defaultStreamSettings, ensureStreams } from '../bus/streams.ts';
+import { JobSource, type JobRecord, type NatsJobMessage } from '../bus/job-source.ts';
+import { closedForGood, type NatsSecurity } from '../bus/nats-connection.ts';
 import type { PrismConfig } from '../config/schema.ts';
 import { shardOf } from '../limits/shard-affinity.ts';
+import { connectNode } from '../system.ts';
 import { backoffDelay } from './backoff.ts';
 import { createLogger } from './logger.ts';
 import type { FromShard, ShardSetup, ToShard } from './shard-worker.ts';
@@ -77,17 +75,7 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
   const name = options.name ?? config.node.name ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? createLogger(name);
   const concurrency = options.concurrency ?? config.node.concurrency;
-  const nc: NatsConnection = await connectNats({
-    url: options.natsUrl,
-    name: `prism-${name}`,
-    security: options.natsSecurity ?? config.nats,
-    log,
-  });
-  await ensureStreams(nc, {
-    ...defaultStreamSettings,
-    ackWaitMs: config.node.ackWait,
-    maxAckPending: config.node.maxAckPending,
-  });
+  const nc = await connectNode(config, { ...options, name, log });
   // Shared by this node's shards only (two nodes in one process must not hear each other).
   const signalsChannel = `prism-signals-${randomUUID()}`;
   // The node's bounds are the node's: each shard gets its share.
@@ -243,13 +231,7 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
   log.info({ nats: options.natsUrl, shards: shardNames, concurrency }, 'sharded node started');
 
   let drained: Promise<void> | undefined;
-  const connectionLost = new Promise<Error>((resolve) => {
-    void nc.closed().then((error) => {
-      if (drained !== undefined) return;
-      log.error({ err: error }, 'NATS connection closed for good');
-      resolve(error ?? new Error('the NATS connection closed'));
-    });
-  });
+  const connectionLost = closedForGood(nc, log, () => drained !== undefined);
   const drain = (): Promise<void> =>
     (drained ??= (async () => {
       draining = true;
