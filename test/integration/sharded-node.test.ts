@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultStreamSettings, ensureStreams } from '../../src/bus/streams.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import type { PrismConfigInput } from '../../src/config/schema.ts';
+import type { PrismConfig, PrismConfigInput } from '../../src/config/schema.ts';
 import type { NodeSnapshot } from '../../src/runtime/snapshot.ts';
 import { shardOf } from '../../src/limits/shard-affinity.ts';
 import { jobSubject } from '../../src/messages/subject.ts';
@@ -55,6 +55,26 @@ describe('a sharded node', () => {
     return answers.sort((a, b) => a.node.localeCompare(b.node));
   };
 
+  /** A sharded node of this test's NATS and storage. */
+  const startSharded = (name: string, config: PrismConfig, storage = `file:${h.dataDir}`) =>
+    startShardedNode({ config, natsUrl: h.nats.url, storage, name, log: quiet });
+  /** Publishes `perAccount` jobs for each of `accounts` accounts of google/search; their ids. */
+  const publishGoogle = async (prefix: string, accounts: number, perAccount: number): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let i = 0; i < perAccount; i++)
+      for (let a = 0; a < accounts; a++)
+        ids.push(
+          await h.publish({
+            id: `sh-${prefix}-${a}-${i}`,
+            source: 'google',
+            api: 'search',
+            account: `${prefix}_${a}`,
+            request: { url: `http://${h.host}/google/${prefix}_${a}/search` },
+          }),
+        );
+    return ids;
+  };
+
   beforeAll(async () => {
     h = await startHarness();
   });
@@ -77,13 +97,7 @@ describe('a sharded node', () => {
       ],
     });
     h.emulator.reset();
-    node = await startShardedNode({
-      config: parseConfig(configFor(h.host)),
-      natsUrl: h.nats.url,
-      storage: `file:${h.dataDir}`,
-      name: 'sharded-1',
-      log: quiet,
-    });
+    node = await startSharded('sharded-1', parseConfig(configFor(h.host)));
     expect(node.shardNames).toEqual(['sharded-1#0', 'sharded-1#1']);
     // The node's bounds are shared out, not given to each shard whole.
     const budgets = (await status()).map((s) => s.collectors);
@@ -139,25 +153,8 @@ describe('a sharded node', () => {
     h.emulator.reset();
     const config = configFor(h.host);
     config.sources.google!.limits = [{ key: '{source}/{account}', limit: 1, per: '1h' }];
-    node = await startShardedNode({
-      config: parseConfig(config),
-      natsUrl: h.nats.url,
-      storage: `file:${h.dataDir}`,
-      name: 'sharded-2',
-      log: quiet,
-    });
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++)
-      for (let a = 0; a < 4; a++)
-        ids.push(
-          await h.publish({
-            id: `sh-drain-${a}-${i}`,
-            source: 'google',
-            api: 'search',
-            account: `drain_${a}`,
-            request: { url: `http://${h.host}/google/drain_${a}/search` },
-          }),
-        );
+    node = await startSharded('sharded-2', parseConfig(config));
+    const ids = await publishGoogle('drain', 4, 3);
     // One call per account, then every account waits an hour: 8 jobs stay parked.
     const deadline = Date.now() + 15_000;
     while (h.emulator.stats().calls < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -185,13 +182,7 @@ describe('a sharded node', () => {
       },
     ];
     const parsed = parseConfig(config);
-    node = await startShardedNode({
-      config: parsed,
-      natsUrl: h.nats.url,
-      storage: `file:${h.dataDir}`,
-      name: 'sharded-3',
-      log: quiet,
-    });
+    node = await startSharded('sharded-3', parsed);
     const first = await h.publish({
       id: 'sh-pause-first',
       source: 'google',
@@ -238,25 +229,8 @@ describe('a sharded node', () => {
       limits: [{ scope: 'account', platform: 'google', limit: 1, perMs: 200 }],
     });
     h.emulator.reset();
-    node = await startShardedNode({
-      config: parseConfig(configFor(h.host)),
-      natsUrl: h.nats.url,
-      storage: `file:${h.dataDir}`,
-      name: 'sharded-4',
-      log: quiet,
-    });
-    const ids: string[] = [];
-    for (let i = 0; i < 4; i++)
-      for (let a = 0; a < 8; a++)
-        ids.push(
-          await h.publish({
-            id: `sh-crash-${a}-${i}`,
-            source: 'google',
-            api: 'search',
-            account: `crash_${a}`,
-            request: { url: `http://${h.host}/google/crash_${a}/search` },
-          }),
-        );
+    node = await startSharded('sharded-4', parseConfig(configFor(h.host)));
+    const ids = await publishGoogle('crash', 8, 4);
     const deadline = Date.now() + 10_000;
     while ((node.shards()[0]?.held ?? 0) === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 5));
@@ -273,13 +247,7 @@ describe('a sharded node', () => {
   it('fails to start with the reason when a shard cannot start, and leaves nothing running', async () => {
     await ensureStreams(h.nc, defaultStreamSettings);
     const before = await pendingJobs(h.nc);
-    const starting = startShardedNode({
-      config: parseConfig(configFor(h.host)),
-      natsUrl: h.nats.url,
-      storage: 'ftp://nowhere/data',
-      name: 'sharded-bad',
-      log: quiet,
-    });
+    const starting = startSharded('sharded-bad', parseConfig(configFor(h.host)), 'ftp://nowhere/data');
     await expect(starting).rejects.toThrow(/storage URL "ftp:\/\/nowhere\/data" is not supported/);
     // It pulled nothing: no job was taken from JetStream meanwhile.
     expect(await pendingJobs(h.nc)).toBe(before);
@@ -298,18 +266,7 @@ describe('a sharded node', () => {
     const spawnNode = (name: string) =>
       spawnNodeProcess({ name, config, natsUrl: h.nats.url, storage: `file:${h.dataDir}`, dir });
     const killed = await spawnNode('sharded-kill-1');
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++)
-      for (let a = 0; a < 10; a++)
-        ids.push(
-          await h.publish({
-            id: `sh-kill-${a}-${i}`,
-            source: 'google',
-            api: 'search',
-            account: `kill_${a}`,
-            request: { url: `http://${h.host}/google/kill_${a}/search` },
-          }),
-        );
+    const ids = await publishGoogle('kill', 10, 5);
     const deadline = Date.now() + 15_000;
     while (h.emulator.stats().calls < 12 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
