@@ -1,7 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { stopLeftoverChildren } from './helpers/children.ts';
 import { createBucket, startRgw, type RgwHandle } from './helpers/rgw.ts';
 
 declare module 'vitest' {
@@ -20,6 +22,11 @@ declare module 'vitest' {
  * start). PRISM_TEST_S3_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY) uses a running one instead.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Processes the tests start note their pids here (test/helpers/children.ts); the test files'
+  // workers inherit it.
+  const children = join(tmpdir(), `prism-test-children-${process.pid}`);
+  writeFileSync(children, '');
+  process.env.PRISM_TEST_CHILDREN = children;
   const bucket = 'prism-test';
   const external = process.env.PRISM_TEST_S3_ENDPOINT;
   let rgw: RgwHandle | undefined;
@@ -43,6 +50,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('s3Bucket', bucket);
   project.provide('s3DataDir', dataDir);
   return async () => {
+    stopLeftoverChildren(children);
     await rgw?.stop();
     if (dataDir !== '') await rm(dataDir, { recursive: true, force: true });
   };

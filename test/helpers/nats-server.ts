@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findNatsServer, freePort, isListening } from '../../src/runtime/local-nats.ts';
+import { noteChild } from './children.ts';
 
 export interface NatsServerHandle {
   url: string;
@@ -32,6 +33,7 @@ export async function startNatsServer(
     child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], {
       stdio: 'ignore',
     });
+    noteChild(child.pid);
     const started = child;
     for (let i = 0; i < 200; i++) {
       if (started.exitCode !== null)

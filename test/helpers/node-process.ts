@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import type { PrismConfigInput } from '../../src/config/schema.ts';
 import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
+import { noteChild } from './children.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -49,6 +50,7 @@ export async function spawnNodeProcess(options: {
     ],
     { env: { ...process.env, PRISM_LOG_LEVEL: 'debug', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  noteChild(child.pid);
   const out = createWriteStream(logFile);
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
