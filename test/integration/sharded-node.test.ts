@@ -139,9 +139,12 @@ describe('a sharded node', () => {
     expect(stats.calls).toBe(ids.length);
     // Results name the node, whichever shard made them.
     expect(new Set(ids.map((id) => h.results.get(id)?.node))).toEqual(new Set(['sharded-1']));
-    const shards = await status();
+    // Both shards did work, and together exactly the jobs published (a shard counts a job done
+    // once its ack is confirmed, a moment after its result reached us).
+    let shards = await status();
+    for (let i = 0; i < 20 && shards.reduce((n, s) => n + s.jobs.done, 0) < ids.length; i++)
+      shards = await status();
     expect(shards.map((s) => s.node)).toEqual(['sharded-1#0', 'sharded-1#1']);
-    // Both shards did work, and together exactly the jobs published.
     for (const shard of shards) expect(shard.jobs.done).toBeGreaterThan(0);
     expect(shards.reduce((n, s) => n + s.jobs.done, 0)).toBe(ids.length);
     await node.drain();
@@ -194,6 +197,9 @@ describe('a sharded node', () => {
     while (h.emulator.stats().throttled < 1 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
     const pausedAt = Date.now();
+    // The 429 has left the emulator; the shard that gets it pauses the source when it has read
+    // it (on a loaded machine, tens of ms later). Only then is the pause the shards' to share.
+    await new Promise((r) => setTimeout(r, 300));
     // Accounts on both shards, published while the source is paused.
     const accounts = Array.from({ length: 8 }, (_, a) => `pause_${a + 1}`);
     const onShard = new Set(
@@ -215,8 +221,9 @@ describe('a sharded node', () => {
     for (const id of [first, ...ids]) {
       const result = h.results.get(id);
       expect(result?.status).toBe('ok');
-      // No shard called the source before the pause ended (a little under 1.5 s after the 429).
-      expect(Date.parse(result!.finishedAt) - pausedAt).toBeGreaterThanOrEqual(1_200);
+      // No shard called the source before the pause ended (1.5 s after the 429, less the time
+      // the 429 took to be read); a shard that never heard of it calls at once (~300 ms).
+      expect(Date.parse(result!.finishedAt) - pausedAt).toBeGreaterThanOrEqual(1_000);
     }
     expect(h.emulator.stats().throttled).toBe(1);
     await node.drain();
