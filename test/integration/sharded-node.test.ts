@@ -2,11 +2,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { defaultStreamSettings, ensureStreams } from '../../src/bus/streams.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { PrismConfig, PrismConfigInput } from '../../src/config/schema.ts';
 import type { NodeSnapshot } from '../../src/runtime/snapshot.ts';
+import { spawnEmulator } from '../../src/emulator/process.ts';
 import { shardOf } from '../../src/limits/shard-affinity.ts';
 import { jobSubject } from '../../src/messages/subject.ts';
 import { startShardedNode, type ShardedNode } from '../../src/runtime/sharded-node.ts';
@@ -88,16 +89,18 @@ describe('a sharded node', () => {
   });
 
   it('spreads keys over its shards, keeps every limit, and answers status per shard', async () => {
-    h.emulator.setConfig({
-      ...h.emulator.config(),
+    // The platform in a process of its own, as for the multi-node tests: in the test's process its
+    // arrival times would wait for the node's main thread (pulling, handing out jobs), which the
+    // shards that make the calls do not, and it would count violations no platform would see.
+    const platform = await spawnEmulator({
       limits: [
         { scope: 'account', platform: 'google', limit: 1, perMs: 200 },
         { scope: 'account', platform: 'google', limit: 3, perMs: 1000 },
         { scope: 'platform', platform: 'tiktok', limit: 5, perMs: 1000 },
       ],
     });
-    h.emulator.reset();
-    node = await startSharded('sharded-1', parseConfig(configFor(h.host)));
+    onTestFinished(() => platform.close());
+    node = await startSharded('sharded-1', parseConfig(configFor(platform.host)));
     expect(node.shardNames).toEqual(['sharded-1#0', 'sharded-1#1']);
     // The node's bounds are shared out, not given to each shard whole.
     const budgets = (await status()).map((s) => s.collectors);
@@ -114,7 +117,7 @@ describe('a sharded node', () => {
             source: 'google',
             api: 'search',
             account: `cust_${a}`,
-            request: { url: `http://${h.host}/google/cust_${a}/search` },
+            request: { url: `http://${platform.host}/google/cust_${a}/search` },
           }),
         );
       for (let a = 0; a < 3; a++)
@@ -124,13 +127,13 @@ describe('a sharded node', () => {
             source: 'tiktok',
             api: 'report',
             account: `adv_${a}`,
-            request: { url: `http://${h.host}/tiktok/adv_${a}/report` },
+            request: { url: `http://${platform.host}/tiktok/adv_${a}/report` },
           }),
         );
     }
     await h.waitFor(ids, 30_000);
     expect(ids.filter((id) => h.results.get(id)?.status !== 'ok')).toEqual([]);
-    const stats = h.emulator.stats();
+    const stats = await platform.stats();
     expect(
       stats.violations,
       JSON.stringify({ rules: stats.byRule, byKey: stats.byKey, loopDelayMaxMs: stats.loopDelayMaxMs }),
