@@ -3,7 +3,7 @@
  * a whole node (startNode) but for pulling, with its own heap, NATS connection, actors, ledger,
  * HTTP client and storage. Its jobs come from the main thread (ShardIntake).
  *
- * Receives from the main thread: `jobs` (a JobBatch), `drain`. Sends: `ready`, `settled`
+ * Receives from the main thread: `jobs` (a JobBatch), `drain` (then exits). Sends: `ready`, `settled`
  * (tickets), `lost` (its NATS connection closed for good; the thread then exits with 1).
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -34,10 +34,7 @@ export interface ShardSetup {
 
 export type ToShard = JobBatch | { type: 'drain' };
 export type FromShard =
-  | { type: 'ready' }
-  | { type: 'settled'; tickets: number[] }
-  | { type: 'lost'; reason: string }
-  | { type: 'drained' };
+  { type: 'ready' } | { type: 'settled'; tickets: number[] } | { type: 'lost'; reason: string };
 
 const port = parentPort;
 if (port === null) throw new Error('shard-worker.ts runs as a worker thread of a sharded node');
@@ -78,10 +75,8 @@ port.on('message', (message: ToShard) => {
   if (message.type === 'jobs') intake?.receive(message);
   else if (message.type === 'drain')
     void node.drain().then(
-      () => {
-        send({ type: 'drained' });
-        process.exit(0);
-      },
+      // The main thread waits for the thread to exit.
+      () => process.exit(0),
       () => process.exit(1),
     );
 });

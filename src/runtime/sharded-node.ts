@@ -140,8 +140,6 @@ export async function startShardedNode(options: ShardedNodeOptions): Promise<Sha
         case 'lost':
           log.error({ shard: shard.index, reason: message.reason }, 'shard lost its NATS connection');
           break;
-        case 'drained':
-          break;
       }
     });
     worker.on('error', (error) => {
