@@ -59,18 +59,26 @@ describe('a sharded node', () => {
   /** A sharded node of this test's NATS and storage. */
   const startSharded = (name: string, config: PrismConfig, storage = `file:${h.dataDir}`) =>
     startShardedNode({ config, natsUrl: h.nats.url, storage, name, log: quiet });
-  /** Publishes `perAccount` jobs for each of `accounts` accounts of google/search; their ids. */
-  const publishGoogle = async (prefix: string, accounts: number, perAccount: number): Promise<string[]> => {
+  /**
+   * Publishes `perAccount` jobs for each of `accounts` accounts `<prefix>_<n>` of a source's api
+   * (google/search unless said), calling `host` (the harness's emulator unless said); their ids.
+   */
+  const publishBatch = async (
+    prefix: string,
+    accounts: number,
+    perAccount: number,
+    { source = 'google', api = 'search', host = h.host } = {},
+  ): Promise<string[]> => {
     const ids: string[] = [];
     for (let i = 0; i < perAccount; i++)
       for (let a = 0; a < accounts; a++)
         ids.push(
           await h.publish({
             id: `sh-${prefix}-${a}-${i}`,
-            source: 'google',
-            api: 'search',
+            source,
+            api,
             account: `${prefix}_${a}`,
-            request: { url: `http://${h.host}/google/${prefix}_${a}/search` },
+            request: { url: `http://${host}/${source}/${prefix}_${a}/${api}` },
           }),
         );
     return ids;
@@ -108,29 +116,10 @@ describe('a sharded node', () => {
       [8, 128 * 1024 * 1024],
       [8, 128 * 1024 * 1024],
     ]);
-    const ids: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      for (let a = 0; a < 8; a++)
-        ids.push(
-          await h.publish({
-            id: `sh-google-${a}-${i}`,
-            source: 'google',
-            api: 'search',
-            account: `cust_${a}`,
-            request: { url: `http://${platform.host}/google/cust_${a}/search` },
-          }),
-        );
-      for (let a = 0; a < 3; a++)
-        ids.push(
-          await h.publish({
-            id: `sh-tiktok-${a}-${i}`,
-            source: 'tiktok',
-            api: 'report',
-            account: `adv_${a}`,
-            request: { url: `http://${platform.host}/tiktok/adv_${a}/report` },
-          }),
-        );
-    }
+    const ids = [
+      ...(await publishBatch('cust', 8, 4, { host: platform.host })),
+      ...(await publishBatch('adv', 3, 4, { source: 'tiktok', api: 'report', host: platform.host })),
+    ];
     await h.waitFor(ids, 30_000);
     expect(ids.filter((id) => h.results.get(id)?.status !== 'ok')).toEqual([]);
     const stats = await platform.stats();
@@ -160,7 +149,7 @@ describe('a sharded node', () => {
     const config = configFor(h.host);
     config.sources.google!.limits = [{ key: '{source}/{account}', limit: 1, per: '1h' }];
     node = await startSharded('sharded-2', parseConfig(config));
-    const ids = await publishGoogle('drain', 4, 3);
+    const ids = await publishBatch('drain', 4, 3);
     // One call per account, then every account waits an hour: 8 jobs stay parked.
     const deadline = Date.now() + 15_000;
     while (h.emulator.stats().calls < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -240,7 +229,7 @@ describe('a sharded node', () => {
     });
     h.emulator.reset();
     node = await startSharded('sharded-4', parseConfig(configFor(h.host)));
-    const ids = await publishGoogle('crash', 8, 4);
+    const ids = await publishBatch('crash', 8, 4);
     const deadline = Date.now() + 10_000;
     while ((node.shards()[0]?.held ?? 0) === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 5));
@@ -276,7 +265,7 @@ describe('a sharded node', () => {
     const spawnNode = (name: string) =>
       spawnNodeProcess({ name, config, natsUrl: h.nats.url, storage: `file:${h.dataDir}`, dir });
     const killed = await spawnNode('sharded-kill-1');
-    const ids = await publishGoogle('kill', 10, 5);
+    const ids = await publishBatch('kill', 10, 5);
     const deadline = Date.now() + 15_000;
     while (h.emulator.stats().calls < 12 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
